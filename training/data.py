@@ -1,0 +1,54 @@
+"""The dataset's schema and how to open a built dataset (a local folder or a Hub id)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LABEL_NAMES = ["real", "fake"]
+
+
+def features():
+    """The `datasets.Features` every split has. `image` holds the original file bytes (not re-encoded)."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=LABEL_NAMES),
+            "source": datasets.Value("string"),
+            "group": datasets.Value("string"),
+            "sha256": datasets.Value("string"),
+            "width": datasets.Value("int32"),
+            "height": datasets.Value("int32"),
+            "format": datasets.Value("string"),
+            "path": datasets.Value("string"),
+            "origin_repo": datasets.Value("string"),
+            "license_note": datasets.Value("string"),
+            # First face found by yuface at build time: box x, y, w, h and five landmarks x1, y1, ... x5, y5.
+            # Empty lists when no face was found (the image is then used whole).
+            "face_box": datasets.Sequence(datasets.Value("int32")),
+            "landmarks": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
+
+
+def load_built_dataset(path_or_id: str | Path):
+    """A DatasetDict from `training.build_dataset` output: its folder (arrow or parquet layout) or a Hub id.
+
+    The `image` column comes back undecoded ({"bytes", "path"}), so that every consumer decodes through
+    `deepfake_detector.images.load_image` (one decode path for PNG and JPEG alike).
+    """
+    import datasets
+
+    path = Path(path_or_id)
+    if (path / "dataset_dict.json").is_file():
+        dataset = datasets.load_from_disk(str(path))
+    elif (path / "arrow" / "dataset_dict.json").is_file():
+        dataset = datasets.load_from_disk(str(path / "arrow"))
+    elif path.is_dir():
+        dataset = datasets.load_dataset(str(path))  # the parquet layout push_to_hub uploads
+    elif "/" in str(path_or_id) and not path.exists():
+        dataset = datasets.load_dataset(str(path_or_id))  # a Hub dataset id
+    else:
+        raise FileNotFoundError(f"No built dataset at {path_or_id}: run `python -m training.build_dataset` first.")
+    return dataset.cast_column("image", datasets.Image(decode=False))

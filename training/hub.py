@@ -1,0 +1,71 @@
+"""Save a model folder in the layout the Hub holds and timm loads, render its card, push it.
+
+Layers as in timm's `_hub.py`: `save_model_folder` (offline) -> `render_model_card` (pure, in
+`training.model_card`) -> `push_folder` (only `create_repo` + `upload_folder`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+LABEL_NAMES = ["real", "fake"]
+
+
+def save_model_folder(
+    model: torch.nn.Module,
+    folder: str | Path,
+    *,
+    threshold: float = 0.5,
+    temperature: float = 1.0,
+    input_size: int | None = None,
+    extra_config: dict | None = None,
+) -> Path:
+    """Write `config.json` + `model.safetensors` for `model` (a timm model with 2 outputs) into `folder`.
+
+    `input_size` overrides the model's default square input (the data config the app and evaluation use).
+    `extra_config` adds keys at the root of config.json (timm ignores keys it does not know).
+    """
+    from timm.models import save_for_hf
+
+    from deepfake_detector.faces import FACE_CROP_SCALE
+    from deepfake_detector.preprocess import CANONICAL_JPEG_QUALITY, CANONICAL_SIZE
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data_config = {"crop_pct": 1.0, "crop_mode": "center"}
+    if input_size:
+        data_config["input_size"] = (3, int(input_size), int(input_size))
+    model_config = {
+        "label_names": LABEL_NAMES,
+        "threshold": float(threshold),
+        "temperature": float(temperature),
+        "canonical_size": CANONICAL_SIZE,
+        "canonical_jpeg_quality": CANONICAL_JPEG_QUALITY,
+        "face_crop_scale": FACE_CROP_SCALE,
+        **(extra_config or {}),
+    }
+    save_for_hf(model, str(folder), model_config=model_config, safe_serialization=True, data_config=data_config)
+    # save_for_hf(safe_serialization=True) writes only model.safetensors; make sure no pickle is left behind.
+    (folder / "pytorch_model.bin").unlink(missing_ok=True)
+    return folder
+
+
+def update_config(folder: str | Path, **values) -> dict:
+    """Set root keys of an existing config.json (e.g. threshold and temperature after calibration)."""
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text())
+    config.update(values)
+    path.write_text(json.dumps(config, indent=2))
+    return config
+
+
+def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, commit_message: str = "Upload model") -> str:
+    """Upload exactly `folder` to `repo_id` on the Hub (creating the repo if needed); returns the commit URL."""
+    from huggingface_hub import create_repo, upload_folder
+
+    create_repo(repo_id, exist_ok=True, private=private)
+    info = upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message, ignore_patterns=["checkpoints/*", "logs/*"])
+    return str(info)

@@ -1,0 +1,170 @@
+"""The dataset builder on a small real subset of ../shared/data/faces (copied into tmp_path, never into the repo)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from training import build_dataset
+from training.data import load_built_dataset
+
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+
+
+def _manifest_rows() -> list[dict]:
+    with (FACES / "MANIFEST.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _pick(rows: list[dict]) -> list[dict]:
+    """Two StarGAN grid rows (input + 5 edits each), two AttGAN people, FFHQ, TPDNE, a StyleGAN2 seed at two psi."""
+    picked = [r for r in rows if "stargan_celeba_128/results/60-images.jpg" in r["origin_path"] and ("row=0," in r["origin_path"] or "row=1," in r["origin_path"])]
+    for celeba_id in ("182640", "182641"):
+        picked += [r for r in rows if r["source"] in ("attgan", "celeba_attgan_input") and f"/{celeba_id}.jpg" in r["origin_path"]][:5]
+    picked += [r for r in rows if r["source"] == "ffhq"][:12]
+    picked += [r for r in rows if r["source"] == "tpdne"][:12]
+    picked += [r for r in rows if r["source"] == "stylegan2" and "seed6600" in r["path"]]
+    return picked
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A `<label>/<source>/` folder with MANIFEST.csv, one duplicate file and two broken files."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = _pick(_manifest_rows())
+    for row in rows:
+        (root / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(FACES / row["path"], root / row["path"])
+    shutil.copyfile(FACES / rows[-20]["path"], root / "real" / "ffhq" / "copy_of_one.png")  # exact duplicate
+    good = (FACES / [r for r in rows if r["source"] == "tpdne"][0]["path"]).read_bytes()
+    (root / "fake" / "tpdne" / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (root / "fake" / "tpdne" / "notes.jpg").write_text("not an image")
+    with (root / "MANIFEST.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("built")
+    assert build_dataset.main(["--source", str(corpus), "--output", str(output), "--seed", "0", "--num_proc", "1"]) == 0
+    return output
+
+
+def test_splits_features_and_label_names(built):
+    """Three splits, the promised features, ClassLabel real/fake; both on-disk layouts load."""
+    dataset = load_built_dataset(built)
+    assert set(dataset) == {"train", "validation", "test"}
+    for column in ("image", "label", "source", "group", "sha256", "width", "height", "format", "landmarks"):
+        assert column in dataset["train"].features
+    assert dataset["train"].features["label"].names == ["real", "fake"]
+    parquet = load_built_dataset_parquet(built)
+    assert sorted(parquet["train"]["sha256"]) == sorted(dataset["train"]["sha256"])
+    assert sorted((built / "data").glob("train-*-of-*.parquet"))
+
+
+def load_built_dataset_parquet(path: Path):
+    import datasets
+
+    return datasets.load_dataset(str(path))
+
+
+def test_original_bytes_are_kept(built, corpus):
+    """`image` holds the file's own bytes, not a re-encoding."""
+    import hashlib
+
+    row = load_built_dataset(built)["train"][0]
+    assert hashlib.sha256(row["image"]["bytes"]).hexdigest() == row["sha256"]
+    assert (corpus / row["path"]).read_bytes() == row["image"]["bytes"]
+
+
+def test_no_group_or_hash_in_two_splits(built):
+    """Leakage-free: a person (StarGAN row, AttGAN id) or latent (StyleGAN2 seed) lives in one split."""
+    dataset = load_built_dataset(built)
+    groups = {split: set(dataset[split]["group"]) for split in dataset}
+    hashes = {split: set(dataset[split]["sha256"]) for split in dataset}
+    for a in dataset:
+        for b in dataset:
+            if a < b:
+                assert not groups[a] & groups[b]
+                assert not hashes[a] & hashes[b]
+    all_groups = [g for split in dataset for g in dataset[split]["group"]]
+    assert sum(1 for g in set(all_groups) if g.startswith("stargan-test:grid60")) == 2  # two rows, each one group
+    assert all_groups.count("latent:xinyiff/Project-on-StyleGAN:seed6600") == 2  # psi 0.5 and 1.0 together
+
+
+def test_duplicate_kept_once_and_broken_files_reported(built):
+    report = json.loads((built / "report.json").read_text())
+    assert [d["path"] for d in report["duplicates"]] == ["real/ffhq/copy_of_one.png"]
+    skipped = {item["path"]: item["reason"] for item in report["skipped"]}
+    assert set(skipped) == {"fake/tpdne/truncated.jpg", "fake/tpdne/notes.jpg"}
+    assert "truncated" in skipped["fake/tpdne/truncated.jpg"] or "damaged" in skipped["fake/tpdne/truncated.jpg"]
+    assert "not an image" in skipped["fake/tpdne/notes.jpg"]
+    markdown = (built / "report.md").read_text()
+    assert "| train | real | ffhq |" in markdown and "truncated.jpg" in markdown
+
+
+def test_report_counts_match_the_dataset(built):
+    dataset = load_built_dataset(built)
+    counts = json.loads((built / "report.json").read_text())["counts"]
+    for split in dataset:
+        for label_index, label in enumerate(["real", "fake"]):
+            expected = sum(1 for value in dataset[split]["label"] if value == label_index)
+            assert sum(counts.get(split, {}).get(label, {}).values()) == expected
+
+
+def test_splits_are_deterministic_for_a_seed(corpus, tmp_path):
+    records, _ = build_dataset.collect([str(corpus)], detect=False, num_proc=1)
+    first = build_dataset.assign_splits(records, seed=3)
+    again = build_dataset.assign_splits(list(reversed(records)), seed=3)
+    assert dict(zip((r["sha256"] for r in records), first)) == dict(zip((r["sha256"] for r in reversed(records)), again))
+    assert first != build_dataset.assign_splits(records, seed=4)
+
+
+def test_iciap_zips_give_the_same_dataset_as_folders(tmp_path):
+    """`0-FFHQ.zip`/`1-STARGAN.zip` read straight from the zips == the same files in `<label>/<source>/` folders."""
+    ffhq = sorted((FACES / "real" / "ffhq").iterdir())[:10]
+    stargan = sorted((FACES / "fake" / "stargan").iterdir())[:10]
+    folder = tmp_path / "folder"
+    for label, source, files, zip_name in (("real", "ffhq", ffhq, "0-FFHQ.zip"), ("fake", "stargan", stargan, "1-STARGAN.zip")):
+        (folder / label / source).mkdir(parents=True)
+        with zipfile.ZipFile(tmp_path / zip_name, "w") as archive:
+            for file in files:
+                shutil.copyfile(file, folder / label / source / file.name)
+                archive.write(file, arcname=f"{source.upper()}/{file.name}")
+    from_zips, from_folder = tmp_path / "z", tmp_path / "f"
+    args = ["--seed", "1", "--num_proc", "1", "--no_detect_faces"]
+    assert build_dataset.main(["--source", str(tmp_path / "0-FFHQ.zip"), "--source", str(tmp_path / "1-STARGAN.zip"), "--output", str(from_zips), *args]) == 0
+    assert build_dataset.main(["--source", str(folder), "--output", str(from_folder), *args]) == 0
+    zipped, foldered = load_built_dataset(from_zips), load_built_dataset(from_folder)
+    for split in ("train", "validation", "test"):
+        key = lambda d: sorted(zip(d["sha256"], d["label"], d["source"]))  # noqa: E731
+        assert key(zipped[split]) == key(foldered[split])
+
+
+def test_bad_sources_are_named(tmp_path, capsys):
+    (tmp_path / "bogus" / "x").mkdir(parents=True)
+    assert build_dataset.main(["--source", str(tmp_path), "--output", str(tmp_path / "out")]) == 2
+    assert "Unknown label folder" in capsys.readouterr().err
+    assert build_dataset.main(["--source", str(tmp_path / "missing"), "--output", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_dataset_card_parses_and_counts_come_from_the_data(built):
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(built / "README.md")
+    assert card.data.license == "other"
+    assert "image-classification" in card.data.task_categories
+    n = sum(len(split) for split in load_built_dataset(built).values())
+    assert card.data.size_categories == ["n<1K"]
+    assert f"**{n}** face images" in card.text
+    assert "non-commercial" in card.text.lower()

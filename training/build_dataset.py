@@ -1,0 +1,241 @@
+"""Build the labelled real/fake face dataset and publish it with `datasets`.
+
+    python -m training.build_dataset --source ../shared/data/faces --output data/faces-dataset [--seed 0]
+    python -m training.build_dataset --source 0-CelebA.zip --source 1-STARGAN.zip ... --output DIR \
+        --push_to_hub --hub_dataset_id ORG/NAME
+
+Output: DIR/arrow (`save_to_disk`), DIR/data/*.parquet + DIR/README.md (the layout `push_to_hub` uploads, the
+rendered dataset card), DIR/report.md and DIR/report.json (counts per split x label x source, skipped files and
+duplicates). Splits are 80/10/10, stratified by label and source, grouped so that one person or latent never
+sits in two splits, deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from deepfake_detector.images import ImageError, image_info, load_rgb_array
+from training.sources import SourceFile, group_key, iter_source_files
+
+SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+MAX_SHARD_BYTES = 400 * 1024 * 1024
+
+
+@dataclass
+class BuildReport:
+    counts: dict = field(default_factory=dict)  # split -> label -> source -> n
+    skipped: list = field(default_factory=list)  # {path, reason}
+    duplicates: list = field(default_factory=list)  # {path, duplicate_of}
+    resolutions: dict = field(default_factory=dict)  # source -> "WxH" -> n
+    formats: dict = field(default_factory=dict)  # source -> format -> n
+
+    def to_markdown(self) -> str:
+        lines = ["| split | label | source | images |", "|---|---|---|---:|"]
+        for split in SPLITS:
+            for label in ("real", "fake"):
+                for source, n in sorted(self.counts.get(split, {}).get(label, {}).items()):
+                    lines.append(f"| {split} | {label} | {source} | {n} |")
+        totals = {split: sum(sum(s.values()) for s in self.counts.get(split, {}).values()) for split in SPLITS}
+        lines.append("")
+        lines.append("Totals: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
+        lines.append(f"Skipped files: {len(self.skipped)}; exact duplicates dropped: {len(self.duplicates)}")
+        for item in self.skipped:
+            lines.append(f"- skipped `{item['path']}`: {item['reason']}")
+        for item in self.duplicates[:50]:
+            lines.append(f"- duplicate `{item['path']}` of `{item['duplicate_of']}`")
+        return "\n".join(lines)
+
+
+def inspect_file(file: SourceFile, detect: bool = True) -> dict:
+    """Read, hash and fully decode one file; find its face. Returns a record or {"error": reason}."""
+    try:
+        data = file.read()
+    except OSError as error:
+        return {"path": file.path, "error": f"cannot read: {error}"}
+    try:
+        width, height, fmt = image_info(data)
+        pixels = load_rgb_array(data)  # decodes every pixel: catches truncated files
+    except ImageError as error:
+        return {"path": file.path, "error": str(error)}
+    face_box, landmarks = [], []
+    if detect:
+        from deepfake_detector.faces import detect_faces
+
+        faces = detect_faces(pixels)
+        if faces:
+            face_box = list(faces[0].box)
+            landmarks = [coordinate for point in faces[0].landmarks for coordinate in point]
+    return {
+        "image": {"bytes": data, "path": Path(file.path).name},
+        "label": file.label,
+        "source": file.source,
+        "group": group_key(file),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "width": width,
+        "height": height,
+        "format": fmt,
+        "path": file.path,
+        "origin_repo": file.origin_repo,
+        "license_note": file.license_note,
+        "face_box": face_box,
+        "landmarks": landmarks,
+    }
+
+
+def _inspect(args: tuple[SourceFile, bool]) -> dict:
+    return inspect_file(*args)
+
+
+def collect(sources: list[str], detect: bool = True, num_proc: int = 2) -> tuple[list[dict], BuildReport]:
+    """Inspect every file of every source; drop unreadable files and exact duplicates (the first copy stays)."""
+    files = [file for source in sources for file in iter_source_files(source)]
+    report = BuildReport()
+    records, seen = [], {}
+    jobs = [(file, detect) for file in files]
+    if num_proc > 1 and len(jobs) > 64:
+        with ProcessPoolExecutor(max_workers=num_proc) as pool:
+            results = list(tqdm(pool.map(_inspect, jobs, chunksize=64), total=len(jobs), desc="Reading images", unit="img"))
+    else:
+        results = [_inspect(job) for job in tqdm(jobs, desc="Reading images", unit="img")]
+    for result in results:
+        if "error" in result:
+            report.skipped.append({"path": result["path"], "reason": result["error"]})
+            continue
+        if result["sha256"] in seen:
+            report.duplicates.append({"path": result["path"], "duplicate_of": seen[result["sha256"]]})
+            continue
+        seen[result["sha256"]] = result["path"]
+        records.append(result)
+    return records, report
+
+
+def assign_splits(records: list[dict], seed: int = 0, fractions: tuple[float, ...] = SPLIT_FRACTIONS) -> list[str]:
+    """A split name per record: whole groups move together; groups are dealt per stratum (their label x source
+    mix) so that each stratum is split close to `fractions`. Deterministic for `seed` and independent of order."""
+    members = defaultdict(list)
+    for index, record in enumerate(records):
+        members[record["group"]].append(index)
+    strata = defaultdict(list)
+    for group, indices in members.items():
+        stratum = tuple(sorted({(records[i]["label"], records[i]["source"]) for i in indices}))
+        strata[stratum].append(group)
+    rng = random.Random(seed)
+    split_of = [""] * len(records)
+    for stratum in sorted(strata):
+        groups = sorted(strata[stratum])
+        rng.shuffle(groups)
+        total = sum(len(members[g]) for g in groups)
+        targets = [fraction * total for fraction in fractions]
+        filled = [0.0] * len(fractions)
+        for group in groups:
+            # the split furthest below its target takes the group (train first on ties)
+            choice = max(range(len(fractions)), key=lambda k: (targets[k] - filled[k]) / max(targets[k], 1e-9))
+            filled[choice] += len(members[group])
+            for index in members[group]:
+                split_of[index] = SPLITS[choice]
+    return split_of
+
+
+def build_dataset_dict(records: list[dict], split_of: list[str]):
+    import datasets
+
+    from training.data import features
+
+    by_split = {split: [r for r, s in zip(records, split_of) if s == split] for split in SPLITS}
+    columns = list(features().keys())
+    return datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=features())
+            for split, rows in by_split.items()
+        }
+    )
+
+
+def summarize(records: list[dict], split_of: list[str], report: BuildReport) -> BuildReport:
+    counts = defaultdict(lambda: defaultdict(Counter))
+    resolutions, formats = defaultdict(Counter), defaultdict(Counter)
+    for record, split in zip(records, split_of):
+        counts[split][record["label"]][record["source"]] += 1
+        resolutions[f"{record['label']}/{record['source']}"][f"{record['width']}x{record['height']}"] += 1
+        formats[f"{record['label']}/{record['source']}"][record["format"]] += 1
+    report.counts = {s: {l: dict(c) for l, c in labels.items()} for s, labels in counts.items()}
+    report.resolutions = {k: dict(v) for k, v in resolutions.items()}
+    report.formats = {k: dict(v) for k, v in formats.items()}
+    return report
+
+
+def write_parquet(dataset_dict, output: Path) -> None:
+    """`data/<split>-XXXXX-of-YYYYY.parquet`: the file layout `DatasetDict.push_to_hub` writes on the Hub."""
+    data_dir = output / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for old in data_dir.glob("*.parquet"):
+        old.unlink()
+    for split, dataset in dataset_dict.items():
+        n_shards = max(1, -(-dataset.data.nbytes // MAX_SHARD_BYTES))
+        for index in range(n_shards):
+            shard = dataset.shard(num_shards=n_shards, index=index, contiguous=True)
+            shard.to_parquet(str(data_dir / f"{split}-{index:05d}-of-{n_shards:05d}.parquet"))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", action="append", required=True, help="a <label>/<source>/ folder or an ICIAP zip; repeatable")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no_detect_faces", action="store_true", help="skip the face/landmark pass (faster; no blackout augmentation)")
+    parser.add_argument("--num_proc", type=int, default=2)
+    parser.add_argument("--push_to_hub", action="store_true")
+    parser.add_argument("--hub_dataset_id", help="ORG/NAME on the Hugging Face Hub")
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    if args.push_to_hub and not args.hub_dataset_id:
+        parser.error("--push_to_hub needs --hub_dataset_id ORG/NAME")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from training.dataset_card import render_dataset_card
+
+    output = Path(args.output)
+    try:
+        records, report = collect(args.source, detect=not args.no_detect_faces, num_proc=args.num_proc)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not records:
+        print("error: no readable images found in the given sources", file=sys.stderr)
+        return 2
+    split_of = assign_splits(records, seed=args.seed)
+    summarize(records, split_of, report)
+    dataset_dict = build_dataset_dict(records, split_of)
+    output.mkdir(parents=True, exist_ok=True)
+    dataset_dict.save_to_disk(str(output / "arrow"))
+    write_parquet(dataset_dict, output)
+    card = render_dataset_card(report, seed=args.seed, sources=args.source)
+    (output / "README.md").write_text(card)
+    (output / "report.md").write_text(report.to_markdown() + "\n")
+    (output / "report.json").write_text(json.dumps(report.__dict__, indent=2))
+    print(report.to_markdown())
+    if args.push_to_hub:
+        from huggingface_hub import DatasetCard
+
+        dataset_dict.push_to_hub(args.hub_dataset_id, private=args.private)
+        DatasetCard(card).push_to_hub(args.hub_dataset_id)
+        print(f"Pushed to https://huggingface.co/datasets/{args.hub_dataset_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

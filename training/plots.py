@@ -1,0 +1,118 @@
+"""Evaluation plots (matplotlib, Agg backend, no display needed): confusion matrix, ROC curve, per-source
+accuracy and per-perturbation balanced accuracy. Each function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: training machines and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+LABEL_NAMES = ["real", "fake"]
+DPI = 120
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
+
+
+def plot_confusion_matrix(confusion: list[list[int]], path: str | Path, title: str = "Confusion matrix") -> Path:
+    """2x2 counts with row-normalised shading (rows: true real/fake, columns: predicted)."""
+    counts = np.asarray(confusion, dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axis = plt.subplots(figsize=(4.2, 3.8))
+    axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for row in range(2):
+        for column in range(2):
+            axis.text(
+                column, row, f"{int(counts[row, column])}\n{rates[row, column]:.1%}", ha="center", va="center",
+                color="white" if rates[row, column] > 0.5 else "black",
+            )
+    axis.set_xticks([0, 1], [f"pred {name}" for name in LABEL_NAMES])
+    axis.set_yticks([0, 1], [f"true {name}" for name in LABEL_NAMES])
+    axis.set_title(title)
+    return _save(figure, Path(path))
+
+
+def plot_roc_curve(labels: np.ndarray, fake_probabilities: np.ndarray, path: str | Path, threshold: float | None = None, title: str = "ROC curve") -> Path:
+    """ROC of P(fake) with the AUC and the operating point at `threshold`; a note when one class is missing."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(fake_probabilities, dtype=float)
+    figure, axis = plt.subplots(figsize=(4.5, 4.2))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    if len(np.unique(labels)) == 2:
+        false_positive, true_positive, _ = roc_curve(labels, scores)
+        axis.plot(false_positive, true_positive, label=f"AUC {roc_auc_score(labels, scores):.3f}")
+        if threshold is not None:
+            decided = scores >= threshold
+            point = (decided[labels == 0].mean(), decided[labels == 1].mean())
+            axis.scatter(*point, color="red", zorder=3, label=f"threshold {threshold:.2f}")
+        axis.legend(loc="lower right")
+    else:
+        axis.text(0.5, 0.5, "ROC undefined:\nonly one class present", ha="center", va="center")
+    axis.set_xlabel("false positive rate (real called fake)")
+    axis.set_ylabel("true positive rate (fake caught)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.set_title(title)
+    return _save(figure, Path(path))
+
+
+def plot_per_source(per_source: dict, path: str | Path, title: str = "Accuracy per source") -> Path:
+    """Horizontal bars of accuracy per source, coloured by class, annotated with the image count."""
+    names = list(per_source)
+    figure, axis = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.4))
+    accuracies = [per_source[name]["accuracy"] for name in names]
+    colours = ["tab:blue" if per_source[name]["n_fake"] == 0 else "tab:red" if per_source[name]["n_real"] == 0 else "tab:purple" for name in names]
+    bars = axis.barh(names, accuracies, color=colours)
+    for bar, name in zip(bars, names):
+        axis.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, f"{bar.get_width():.3f}  (n={per_source[name]['count']})", va="center", fontsize=8)
+    axis.set_xlim(0, 1.25)
+    axis.invert_yaxis()
+    axis.set_xlabel("accuracy (blue: real source, red: fake source)")
+    axis.set_title(title)
+    return _save(figure, Path(path))
+
+
+def plot_per_perturbation(per_perturbation: dict, clean_balanced_accuracy: float, path: str | Path, title: str = "Balanced accuracy per perturbation") -> Path:
+    """Bars of balanced accuracy per perturbation, with the clean images' value as a reference line."""
+    names = list(per_perturbation)
+    values = [per_perturbation[name]["balanced_accuracy"] for name in names]
+    figure, axis = plt.subplots(figsize=(6.5, 0.38 * len(names) + 1.4))
+    axis.barh(names, values, color="tab:orange")
+    axis.axvline(clean_balanced_accuracy, color="black", linestyle="--", linewidth=1, label=f"clean {clean_balanced_accuracy:.3f}")
+    axis.axvline(0.5, color="grey", linestyle=":", linewidth=1, label="chance 0.5")
+    for index, value in enumerate(values):
+        axis.text(value + 0.01, index, f"{value:.3f}", va="center", fontsize=8)
+    axis.set_xlim(0, 1.12)
+    axis.invert_yaxis()
+    axis.set_xlabel("balanced accuracy")
+    axis.legend(loc="lower right", fontsize=8)
+    axis.set_title(title)
+    return _save(figure, Path(path))
+
+
+def write_plots(output_dir: str | Path, metrics: dict, predictions: pd.DataFrame) -> list[Path]:
+    """All evaluation plots for `training.evaluate` outputs (per_perturbation.png only with perturbations)."""
+    output = Path(output_dir)
+    clean = predictions[predictions["perturbation"] == "none"]
+    labels = (clean["label"] == "fake").astype(int).to_numpy()
+    written = [
+        plot_confusion_matrix(metrics["confusion_matrix"], output / "confusion_matrix.png", title=f"{metrics['model']}: confusion"),
+        plot_roc_curve(labels, clean["fake_probability"].to_numpy(), output / "roc_curve.png", threshold=metrics["threshold"], title=f"{metrics['model']}: ROC"),
+        plot_per_source(metrics["per_source"], output / "per_source.png"),
+    ]
+    if metrics.get("per_perturbation"):
+        written.append(plot_per_perturbation(metrics["per_perturbation"], metrics["balanced_accuracy"], output / "per_perturbation.png"))
+    return written

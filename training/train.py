@@ -1,0 +1,329 @@
+"""Fine-tune any timm architecture on the built face dataset with Accelerate; calibrate, evaluate, save, push.
+
+    accelerate launch -m training.train --dataset data/faces-dataset --model tf_efficientnet_lite0 \
+        --pretrained_file weights/tf_efficientnet_lite0.safetensors --output_dir runs/lite0
+    accelerate launch --multi_gpu --mixed_precision bf16 -m training.train --dataset ORG/faces --model convnext_tiny \
+        --pretrained --output_dir runs/convnext --push_to_hub --hub_model_id ORG/deepfake-convnext
+
+The same loop runs on CPU, one GPU and several GPUs or nodes. Classes and sources are balanced by a weighted sampler
+(each label half of every epoch; within a label, sources weighted by sqrt(count)). A checkpoint is written every epoch
+(and every --checkpointing_steps); --resume_from_checkpoint latest restores model, optimiser, scheduler, sampler
+position and epoch. The best epoch on validation balanced accuracy is kept; temperature and threshold are then fitted
+on validation, the test split is evaluated (with the ICIAP perturbations), and the output folder is the Hub layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainConfig:
+    dataset: str
+    model: str
+    output_dir: str
+    preset: str = "robust"
+    input_size: int = 0  # 0: 128 for robust (the canonical face), 160 for seed
+    pretrained: bool = False
+    pretrained_file: str = ""
+    epochs: int = 6
+    batch_size: int = 48
+    eval_batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_ratio: float = 0.05
+    gradient_accumulation_steps: int = 1
+    samples_per_epoch: int = 0  # 0: the train split's size
+    max_train_samples: int = 0  # 0: all (use a few dozen for smoke tests)
+    max_eval_samples: int = 0
+    label_smoothing: float = 0.05
+    drop_rate: float = 0.2
+    num_workers: int = 2
+    seed: int = 0
+    checkpointing_steps: int = 0
+    keep_checkpoints: int = 2
+    resume_from_checkpoint: str = ""
+    perturbations: str = "icip"
+    report_to: str = "tensorboard"
+    push_to_hub: bool = False
+    hub_model_id: str = ""
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in TrainConfig.__dataclass_fields__.items():
+        value = default.default
+        flag = f"--{name}"
+        if name in ("dataset", "model", "output_dir"):
+            parser.add_argument(flag, required=True)
+        elif isinstance(value, bool):
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+    args = parser.parse_args(argv)
+    config = TrainConfig(**vars(args))
+    if config.push_to_hub and not config.hub_model_id:
+        parser.error("--push_to_hub needs --hub_model_id ORG/NAME")
+    if config.preset not in ("seed", "robust"):
+        parser.error("--preset must be seed or robust (eval is the validation transform)")
+    if config.pretrained and config.pretrained_file:
+        parser.error("use either --pretrained (timm weights from the Hub) or --pretrained_file (local safetensors)")
+    if not config.input_size:
+        config.input_size = 160 if config.preset == "seed" else 128
+    return config
+
+
+def create_model(config: TrainConfig) -> torch.nn.Module:
+    """A timm model with a 2-way head; ImageNet weights from the Hub (--pretrained) or a safetensors file."""
+    import timm
+
+    if config.model not in timm.list_models() and not timm.is_model(config.model):
+        raise ValueError(f"Unknown timm model {config.model!r}; see timm.list_models().")
+    model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=2, drop_rate=config.drop_rate)
+    if config.pretrained_file:
+        from safetensors.torch import load_file
+
+        state = load_file(config.pretrained_file)
+        own = model.state_dict()
+        head = {k for k, v in state.items() if k in own and own[k].shape != v.shape}  # the ImageNet classifier
+        wrong = [k for k in state if k not in own]
+        if wrong:
+            raise ValueError(f"{config.pretrained_file} does not fit {config.model}: unknown tensors {wrong[:3]}")
+        missing = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False).missing_keys
+        if [k for k in missing if not k.startswith(model.default_cfg.get("classifier", "classifier"))]:
+            raise ValueError(f"{config.pretrained_file} lacks tensors of {config.model}: {missing[:3]}")
+    return model
+
+
+def data_config_for(model: torch.nn.Module, input_size: int) -> dict:
+    import timm
+
+    data_config = dict(timm.data.resolve_model_data_config(model))
+    data_config["input_size"] = (3, input_size, input_size)
+    return data_config
+
+
+def sample_weights(labels: list[int], sources: list[str]) -> torch.Tensor:
+    """Each label gets half the draws; within a label, a source's share grows with sqrt(its size)."""
+    counts = Counter(zip(labels, sources))
+    by_label = Counter()
+    for (label, _), n in counts.items():
+        by_label[label] += math.sqrt(n)
+    weights = [0.5 * math.sqrt(counts[(l, s)]) / by_label[l] / counts[(l, s)] for l, s in zip(labels, sources)]
+    return torch.tensor(weights, dtype=torch.double)
+
+
+def collate(batch: list[dict]) -> dict:
+    return {
+        "pixel_values": torch.stack([item["pixel_values"] for item in batch]),
+        "labels": torch.tensor([item["labels"] for item in batch]),
+    }
+
+
+def evaluate_logits(model, loader, accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """Validation logits (n, 2) and labels (n,), gathered across processes."""
+    model.eval()
+    all_logits, all_labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch["pixel_values"])
+            logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+            all_logits.append(logits.float().cpu())
+            all_labels.append(labels.cpu())
+    model.train()
+    return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
+
+
+def validation_scores(logits: np.ndarray, labels: np.ndarray) -> dict:
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    fake_probability = torch.softmax(torch.as_tensor(logits), dim=-1)[:, 1].numpy()
+    scores = {"balanced_accuracy": float(balanced_accuracy_score(labels, fake_probability >= 0.5))}
+    scores["roc_auc"] = float(roc_auc_score(labels, fake_probability)) if len(set(labels.tolist())) == 2 else float("nan")
+    return scores
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    checkpoints = sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=config.report_to if config.report_to != "none" else None,
+        project_dir=str(output_dir / "logs"),
+    )
+    set_seed(config.seed)
+    from training.data import load_built_dataset
+    from training.transforms import batch_transform, make_preset
+
+    dataset = load_built_dataset(config.dataset)
+    train_split, validation_split = dataset["train"], dataset["validation"]
+    if config.max_train_samples:
+        train_split = train_split.shuffle(seed=config.seed).select(range(min(config.max_train_samples, len(train_split))))
+    if config.max_eval_samples:
+        validation_split = validation_split.shuffle(seed=config.seed).select(range(min(config.max_eval_samples, len(validation_split))))
+
+    model = create_model(config)
+    data_config = data_config_for(model, config.input_size)
+    train_data = train_split.with_transform(batch_transform(make_preset(config.preset, data_config, config.input_size)))
+    validation_data = validation_split.with_transform(batch_transform(make_preset("eval", data_config)))
+
+    weights = sample_weights(train_split["label"], train_split["source"])
+    samples_per_epoch = config.samples_per_epoch or len(train_split)
+    generator = torch.Generator()
+    sampler = torch.utils.data.WeightedRandomSampler(weights, samples_per_epoch, replacement=True, generator=generator)
+    loader_args = {"collate_fn": collate, "num_workers": config.num_workers, "persistent_workers": False}
+    train_loader = torch.utils.data.DataLoader(train_data, batch_size=config.batch_size, sampler=sampler, drop_last=True, **loader_args)
+    validation_loader = torch.utils.data.DataLoader(validation_data, batch_size=config.eval_batch_size, **loader_args)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
+    total_steps = steps_per_epoch * config.epochs
+    from transformers import get_cosine_schedule_with_warmup
+
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    model, optimizer, train_loader, validation_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, validation_loader, scheduler)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_score": -1.0, "best_epoch": -1, "history": []}
+    if config.resume_from_checkpoint:
+        checkpoint = latest_checkpoint(output_dir) if config.resume_from_checkpoint == "latest" else Path(config.resume_from_checkpoint)
+        if checkpoint is None or not checkpoint.is_dir():
+            raise ValueError(f"No checkpoint to resume from at {config.resume_from_checkpoint} (looked in {output_dir / 'checkpoints'}).")
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / "training_state.json").read_text())
+        accelerator.print(f"Resumed from {checkpoint}: epoch {state['epoch']}, step {state['step_in_epoch']} in epoch")
+
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2))
+    accelerator.init_trackers("train", config={k: v for k, v in asdict(config).items() if isinstance(v, (int, float, str, bool))})
+    best_path = output_dir / "checkpoints" / "best.safetensors"
+
+    def save_checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        path = output_dir / "checkpoints" / f"step_{state['global_step']}"
+        accelerator.save_state(str(path))
+        if accelerator.is_main_process:
+            (path / "training_state.json").write_text(json.dumps(state, indent=2))
+            for old in sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[: -config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    model.train()
+    train_started, images_seen = time.time(), 0
+    while state["epoch"] < config.epochs:
+        epoch = state["epoch"]
+        generator.manual_seed(config.seed * 1000 + epoch)  # the epoch's draw order depends on (seed, epoch) only
+        loader = accelerator.skip_first_batches(train_loader, state["step_in_epoch"]) if state["step_in_epoch"] else train_loader
+        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_local_main_process, initial=state["step_in_epoch"], total=len(train_loader))
+        running_loss = 0.0
+        for batch in progress:
+            with accelerator.accumulate(model):
+                logits = model(batch["pixel_values"])
+                loss = loss_fn(logits, batch["labels"])
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state["step_in_epoch"] += 1
+            state["global_step"] += 1
+            images_seen += batch["labels"].shape[0] * accelerator.num_processes
+            running_loss = 0.9 * running_loss + 0.1 * loss.item() if running_loss else loss.item()
+            progress.set_postfix(loss=f"{running_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            accelerator.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
+            if config.checkpointing_steps and state["global_step"] % config.checkpointing_steps == 0:
+                save_checkpoint()
+        logits, labels = evaluate_logits(model, validation_loader, accelerator)
+        scores = validation_scores(logits, labels)
+        images_per_second = images_seen / max(time.time() - train_started, 1e-9)
+        accelerator.log({f"validation/{k}": v for k, v in scores.items()} | {"train/images_per_second": images_per_second}, step=state["global_step"])
+        accelerator.print(f"epoch {epoch + 1}: validation {scores}, {images_per_second:.1f} train images/s")
+        state["history"].append({"epoch": epoch + 1, **scores, "train_images_per_second": images_per_second})
+        score = scores["balanced_accuracy"] + 1e-3 * (0 if math.isnan(scores["roc_auc"]) else scores["roc_auc"])
+        if score > state["best_score"] and accelerator.is_main_process:
+            from safetensors.torch import save_file
+
+            state["best_score"], state["best_epoch"] = score, epoch + 1
+            best_path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()}, str(best_path))
+        state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+        save_checkpoint()
+    accelerator.end_training()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        finish(config, accelerator.unwrap_model(model), data_config, validation_loader, accelerator, dataset, state)
+    return 0
+
+
+def finish(config: TrainConfig, model, data_config: dict, validation_loader, accelerator, dataset, state: dict) -> None:
+    """Best weights -> calibration on validation -> model folder -> test evaluation -> card -> (push)."""
+    from safetensors.torch import load_file
+
+    from deepfake_detector.model import load_detector
+    from training.calibration import expected_calibration_error, fit_threshold, fit_temperature
+    from training.evaluate import evaluate_records, records_from_dataset, write_outputs
+    from training.hub import push_folder, save_model_folder
+    from training.model_card import write_model_card
+
+    output_dir = Path(config.output_dir)
+    model.load_state_dict(load_file(str(output_dir / "checkpoints" / "best.safetensors")))
+    model.eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in validation_loader:
+            logits.append(model(batch["pixel_values"]).float().cpu())
+            labels.append(batch["labels"].cpu())
+    logits, labels = torch.cat(logits).numpy(), torch.cat(labels).numpy()
+    temperature = fit_temperature(logits, labels)
+    calibrated = torch.softmax(torch.as_tensor(logits) / temperature, dim=-1)[:, 1].numpy()
+    raw = torch.softmax(torch.as_tensor(logits), dim=-1)[:, 1].numpy()
+    threshold = fit_threshold(calibrated, labels)
+    calibration = {
+        "temperature": temperature,
+        "threshold": threshold,
+        "validation_ece_before": expected_calibration_error(raw, labels),
+        "validation_ece_after": expected_calibration_error(calibrated, labels),
+        "validation_images": int(len(labels)),
+    }
+    save_model_folder(
+        model.cpu(),
+        output_dir,
+        threshold=threshold,
+        temperature=temperature,
+        input_size=config.input_size,
+        extra_config={"model_name": Path(config.hub_model_id or output_dir.name).name, "preset": config.preset, "calibration": calibration},
+    )
+    detector = load_detector(output_dir)
+    test_split = dataset["test"]
+    if config.max_eval_samples:
+        test_split = test_split.shuffle(seed=config.seed).select(range(min(config.max_eval_samples, len(test_split))))
+    metrics, predictions = evaluate_records(detector, records_from_dataset(test_split), perturbations=config.perturbations or None)
+    metrics["training"] = {"history": state["history"], "best_epoch": state["best_epoch"], "dataset": config.dataset, "preset": config.preset}
+    metrics["calibration"] = calibration
+    write_outputs(output_dir, metrics, predictions)
+    write_model_card(output_dir, config=asdict(config))
+    if config.push_to_hub:
+        print(push_folder(output_dir, config.hub_model_id))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

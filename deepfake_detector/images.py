@@ -40,11 +40,22 @@ def _open(source: bytes | str | Path | Image.Image) -> Image.Image:
         raise ImageError("The file is empty.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own bomb limit (~89 MP warning, ~179 MP error) is looser than MAX_PIXELS, which
+            # load_image checks from the header before decoding; only Pillow's hard error can still fire here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large_message()) from None
+    except UnidentifiedImageError:
         raise ImageError("This file is not an image we can read (supported: JPEG, PNG, WebP, BMP, GIF).") from None
+    except Exception as error:  # a recognised format with a corrupt header (Pillow raises OSError, SyntaxError, ValueError, ...)
+        raise ImageError(f"The image file is damaged or truncated and cannot be decoded ({error}).") from None
     return image
+
+
+def _too_large_message(width: int | None = None, height: int | None = None) -> str:
+    size = f"The image is {width}x{height} pixels; " if width and height else "The image is too large; "
+    return f"{size}the limit is {MAX_PIXELS // 1_000_000} megapixels. Please upload a smaller image."
 
 
 def load_image(source: bytes | str | Path | Image.Image) -> Image.Image:
@@ -56,10 +67,7 @@ def load_image(source: bytes | str | Path | Image.Image) -> Image.Image:
     image = _open(source)
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"The image is {width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels. "
-            "Please upload a smaller image."
-        )
+        raise ImageError(_too_large_message(width, height))
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"The image is only {width}x{height} pixels; a face needs at least {MIN_SIDE}x{MIN_SIDE}.")
     try:
@@ -68,7 +76,7 @@ def load_image(source: bytes | str | Path | Image.Image) -> Image.Image:
         image.load()
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
-    except (OSError, SyntaxError, ValueError) as error:
+    except Exception as error:  # truncated data, corrupt chunks or EXIF: Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
         raise ImageError(f"The image file is damaged or truncated and cannot be decoded ({error}).") from None
     return image
 

@@ -6,11 +6,12 @@ number a visitor gets.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 
+from .cam import MODEL_LOCK
 from .faces import FACE_CROP_SCALE, crop_box, crop_face, detect_faces
 from .model import Detector
 from .preprocess import eval_tensor
@@ -34,7 +35,8 @@ def classify_crops(crops: list[np.ndarray], detector: Detector, batch_size: int 
     probabilities = []
     for start in range(0, len(crops), batch_size):
         batch = torch.stack([eval_tensor(crop, detector.data_config) for crop in crops[start : start + batch_size]])
-        probabilities.append(detector.fake_probabilities(batch))
+        with MODEL_LOCK:  # Grad-CAM hooks the shared net; a forward pass must not run while they are attached
+            probabilities.append(detector.fake_probabilities(batch))
     return np.concatenate(probabilities) if probabilities else np.zeros(0, dtype=np.float32)
 
 
@@ -45,6 +47,12 @@ class FaceResult:
     fake_probability: float
     verdict: str
     crop: np.ndarray | None = field(default=None, repr=False)
+    # Grad-CAM of the "fake" class: float32 (h, w) in [0, 1] and the RGB overlay, both at the crop's size (explain=True).
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+    overlay: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict:
+        return {"box": list(self.box), "crop_box": list(self.crop_box), "fake_probability": self.fake_probability, "verdict": self.verdict}
 
 
 @dataclass
@@ -59,14 +67,24 @@ class Prediction:
 
     def to_json(self) -> dict:
         """The stable JSON the API returns (no pixel arrays)."""
-        result = asdict(self)
-        for face in result["faces"]:
-            face.pop("crop", None)
+        # Built by hand rather than with asdict(), which would deep-copy every pixel array only to drop it.
+        result = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faces"}
+        result["faces"] = [face.to_json() for face in self.faces]
         return result
 
 
-def predict(image: np.ndarray, detector: Detector, threshold: float | None = None, band: float = UNCERTAIN_BAND, max_faces: int = 20) -> Prediction:
-    """Find faces in an RGB uint8 image (h, w, 3), classify each; with no face, classify the whole image."""
+def predict(
+    image: np.ndarray,
+    detector: Detector,
+    threshold: float | None = None,
+    band: float = UNCERTAIN_BAND,
+    max_faces: int = 20,
+    explain: bool = False,
+) -> Prediction:
+    """Find faces in an RGB uint8 image (h, w, 3), classify each; with no face, classify the whole image.
+
+    `explain=True` adds a Grad-CAM heatmap and overlay of the "fake" class to every face (`FaceResult.heatmap/.overlay`).
+    """
     threshold = detector.threshold if threshold is None else float(threshold)
     faces = detect_faces(image)[:max_faces]
     if faces:
@@ -81,6 +99,12 @@ def predict(image: np.ndarray, detector: Detector, threshold: float | None = Non
         FaceResult(box=box, crop_box=square, fake_probability=float(p), verdict=verdict_for(float(p), threshold, band), crop=crop)
         for box, square, p, crop in zip(boxes, squares, probabilities, crops)
     ]
+    if explain:
+        from .cam import explain_crop  # lazily: pytorch-grad-cam is only needed for explanations
+
+        for result in results:
+            explanation = explain_crop(result.crop, detector.net, detector.data_config, detector.fake_index)
+            result.heatmap, result.overlay = explanation.heatmap, explanation.overlay
     top = float(probabilities.max())
     return Prediction(
         verdict=verdict_for(top, threshold, band),

@@ -50,6 +50,8 @@ class TrainConfig:
     samples_per_epoch: int = 0  # 0: the train split's size
     max_train_samples: int = 0  # 0: all (use a few dozen for smoke tests)
     max_eval_samples: int = 0
+    exclude_sources: str = ""  # comma-separated: held out of train and validation (leave-one-source-out)
+    max_train_side: int = 0  # >0: images with a longer side above this are held out of train and validation
     label_smoothing: float = 0.05
     drop_rate: float = 0.2
     num_workers: int = 2
@@ -85,6 +87,19 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if not config.input_size:
         config.input_size = 160 if config.preset == "seed" else 128
     return config
+
+
+def hold_out(split, config: TrainConfig):
+    """Drop the held-out sources and resolutions (generalisation experiments) from a split."""
+    excluded = {s.strip() for s in config.exclude_sources.split(",") if s.strip()}
+    if not excluded and not config.max_train_side:
+        return split
+    keep = [
+        i
+        for i, (source, width, height) in enumerate(zip(split["source"], split["width"], split["height"]))
+        if source not in excluded and (not config.max_train_side or max(width, height) <= config.max_train_side)
+    ]
+    return split.select(keep)
 
 
 def create_model(config: TrainConfig) -> torch.nn.Module:
@@ -176,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dataset = load_built_dataset(config.dataset)
     train_split, validation_split = dataset["train"], dataset["validation"]
+    train_split = hold_out(train_split, config)
+    validation_split = hold_out(validation_split, config)
     if config.max_train_samples:
         train_split = train_split.shuffle(seed=config.seed).select(range(min(config.max_train_samples, len(train_split))))
     if config.max_eval_samples:

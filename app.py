@@ -1,0 +1,580 @@
+"""Deepfake face detector: a Gradio app (browser UI + named API) over `deepfake_detector.predict`.
+
+Run locally with `python app.py [--model FOLDER_OR_hf-hub:ORG/NAME]` (honours GRADIO_SERVER_NAME,
+GRADIO_SERVER_PORT and MODEL_ID); a Hugging Face Space runs the same file unchanged.
+
+Privacy: uploads are decoded in memory and deleted from Gradio's upload folder as soon as the request has
+read them; result images travel back inside the page as data URIs, so nothing derived from an upload is
+written to disk either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import functools
+import html
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Gradio reads GRADIO_TEMP_DIR when it is imported: give this process its own upload folder (removed at exit)
+# unless the host chose one, so that "nothing left on disk" can be checked and cleaned per process.
+if not os.environ.get("GRADIO_TEMP_DIR"):
+    _TEMP_DIR = tempfile.mkdtemp(prefix="deepfake-detector-uploads-")
+    os.environ["GRADIO_TEMP_DIR"] = _TEMP_DIR
+    atexit.register(shutil.rmtree, _TEMP_DIR, ignore_errors=True)
+
+import cv2  # noqa: E402
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from deepfake_detector.images import ImageError, load_rgb_array  # noqa: E402
+from deepfake_detector.model import DEFAULT_MODEL_DIR, Detector, load_detector  # noqa: E402
+from deepfake_detector.predict import UNCERTAIN_BAND, Prediction, predict, verdict_for  # noqa: E402
+
+APP_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = APP_DIR / "examples"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+# Longest side of the annotated photo sent back to the browser (data URI size), and of each face thumbnail.
+DISPLAY_MAX_SIDE = 1024
+THUMB_SIDE = 192
+MAX_BATCH = 16
+COLOURS = {"Fake": (220, 38, 38), "Real": (22, 163, 74), "Uncertain": (245, 158, 11)}  # RGB
+
+_model_id = os.environ.get("MODEL_ID") or str(DEFAULT_MODEL_DIR)
+_model_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- model (loaded once, on first use)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(model_id: str) -> Detector:
+    return load_detector(model_id)
+
+
+def get_detector() -> Detector:
+    """The shared detector for MODEL_ID, loaded on first call; a load failure is retried on the next request."""
+    with _model_lock:  # lru_cache alone would let two first requests load the model twice
+        try:
+            return _load(_model_id)
+        except Exception as error:  # noqa: BLE001 - any load failure becomes a sentence on the page
+            raise gr.Error(f"The detector model could not be loaded from {_model_id} ({error}). Check MODEL_ID or --model.") from None
+
+
+def set_model_id(model_id: str) -> None:
+    """Use another model folder or hf-hub:ORG/NAME[@rev] (the --model flag); takes effect on the next request."""
+    global _model_id
+    with _model_lock:
+        _model_id = str(model_id)
+        _load.cache_clear()
+
+
+# ---------------------------------------------------------------- uploads: read once, then delete
+
+
+def _upload_folder() -> Path:
+    return Path(os.environ["GRADIO_TEMP_DIR"]).resolve()
+
+
+def _payload_path(payload) -> str | None:
+    """The server path of an uploaded file, whether Gradio passed a path string or a FileData dict."""
+    if payload is None:
+        return None
+    if isinstance(payload, dict):
+        return payload.get("path")
+    return str(payload)
+
+
+# Gradio's cache sets of files it must keep (the examples). Uploads are stored by content hash, so a visitor who
+# uploads an example file gets the example's own cached path, which must survive the request.
+_KEEP_SETS: list[set[str]] = []
+
+
+def _discard_upload(path: str | None) -> None:
+    """Delete an uploaded file (and its now empty per-upload folder); examples and files outside the upload folder stay."""
+    if not path or any(path in keep for keep in _KEEP_SETS):
+        return
+    file = Path(path).resolve()
+    folder = _upload_folder()
+    if folder not in file.parents:
+        return
+    file.unlink(missing_ok=True)
+    if file.parent != folder:
+        try:
+            file.parent.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+
+
+def _read_bytes(path: str | None) -> bytes:
+    if not path:
+        raise gr.Error("Please upload a photo (JPEG, PNG, WebP, BMP or GIF) first.")
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        raise gr.Error("The uploaded file is no longer available; please upload it again.") from None
+
+
+def _decode(data: bytes) -> np.ndarray:
+    """Decode through deepfake_detector.images, so every bad-input rule applies; its sentence becomes the page's error."""
+    try:
+        return load_rgb_array(data)
+    except ImageError as error:
+        raise gr.Error(str(error)) from None
+
+
+def _read_upload(path: str | None) -> np.ndarray:
+    """Read an uploaded file into memory, delete it from disk, decode it."""
+    try:
+        data = _read_bytes(path)
+    finally:
+        _discard_upload(path)
+    return _decode(data)
+
+
+# ---------------------------------------------------------------- pictures as data URIs (never written to disk)
+
+
+def _data_uri(image: np.ndarray, fmt: str = "jpeg") -> str:
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(f".{'jpg' if fmt == 'jpeg' else fmt}", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpeg" else [])
+    if not ok:
+        raise ValueError(f"Could not encode the image as {fmt}.")
+    return f"data:image/{fmt};base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _thumb(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA if image.shape[0] > THUMB_SIDE else cv2.INTER_LINEAR)
+
+
+def _annotate(image: np.ndarray, scale: float, faces: list[tuple[list[int], str]], face_found: bool) -> np.ndarray:
+    """A copy of `image` (already scaled by `scale`) with one box per face, coloured by verdict and numbered."""
+    canvas = image.copy()
+    thickness = max(2, round(max(canvas.shape[:2]) / 250))
+    for number, (box, verdict) in enumerate(faces, start=1):
+        if not face_found:
+            break  # the whole image was classified: a frame around everything says nothing
+        x, y, w, h = (round(v * scale) for v in box)
+        colour = COLOURS[verdict]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
+        label = f"{number} {verdict}"
+        font_scale = max(0.5, thickness / 3)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        top = max(0, y - th - 6)
+        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + 6), colour, -1)
+        cv2.putText(canvas, label, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+# ---------------------------------------------------------------- the analysis a session keeps in memory
+
+
+@dataclass
+class Analysis:
+    """One analysed photo, kept in the visitor's session so the threshold slider can re-decide without a re-upload."""
+
+    display: np.ndarray  # the photo scaled to DISPLAY_MAX_SIDE
+    scale: float
+    model: str
+    face_found: bool
+    boxes: list[list[int]]
+    probabilities: list[float]
+    crops: list[str] = field(default_factory=list)  # data URIs of the face crops
+    heatmaps: list[str] = field(default_factory=list)  # data URIs of the Grad-CAM overlays
+
+
+def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
+    """predict() with Grad-CAM, turned into what the page shows."""
+    prediction = predict(rgb, detector, explain=True)
+    display, scale = _fit(rgb, DISPLAY_MAX_SIDE)
+    return Analysis(
+        display=display,
+        scale=scale,
+        model=prediction.model,
+        face_found=prediction.face_found,
+        boxes=[face.box for face in prediction.faces],
+        probabilities=[face.fake_probability for face in prediction.faces],
+        crops=[_data_uri(_thumb(face.crop)) for face in prediction.faces],
+        heatmaps=[_data_uri(_thumb(face.overlay)) for face in prediction.faces],
+    )
+
+
+def band_text(threshold: float, band: float = UNCERTAIN_BAND) -> str:
+    low, high = max(0.0, threshold - band), min(1.0, threshold + band)
+    return (
+        f"Decision threshold **{threshold:.2f}** on the calibrated fake probability. Scores from **{low:.2f}** up to "
+        f"**{high:.2f}** (threshold ± {band:.2f}) are reported as **Uncertain**; above that **Fake**, below it **Real**."
+    )
+
+
+def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
+    """(summary markdown, annotated photo HTML, per-face gallery HTML) for `analysis` at `threshold`."""
+    if analysis is None:
+        return "", "", ""
+    verdicts = [verdict_for(p, threshold) for p in analysis.probabilities]
+    top = max(analysis.probabilities)
+    overall = verdict_for(top, threshold)
+    if analysis.face_found:
+        count = len(verdicts)
+        found = f"{count} face{'s' if count > 1 else ''} found; each is judged on its own."
+        tally = ", ".join(f"{verdicts.count(v)} {v}" for v in ("Fake", "Uncertain", "Real") if verdicts.count(v))
+        summary = f"## Verdict: {overall}\n\n{found} {tally}. Highest fake probability: **{top:.2f}**."
+    else:
+        summary = (
+            f"## Verdict: {overall}\n\n**No face was found**, so the whole image was classified. "
+            f"Fake probability: **{top:.2f}**. The model was trained on face crops; treat this result with extra caution."
+        )
+    summary += f"\n\nThreshold {threshold:.2f}, uncertain band ± {UNCERTAIN_BAND:.2f}. Model: `{analysis.model}`."
+    photo = _annotate(analysis.display, analysis.scale, list(zip(analysis.boxes, verdicts)), analysis.face_found)
+    photo_html = f'<img class="dfd-photo" src="{_data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
+    cards = []
+    for number, (crop, heatmap, p, verdict) in enumerate(zip(analysis.crops, analysis.heatmaps, analysis.probabilities, verdicts), start=1):
+        r, g, b = COLOURS[verdict]
+        name = f"Face {number}" if analysis.face_found else "Whole image"
+        cards.append(
+            f'<figure class="dfd-face" style="margin:6px;display:inline-block;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
+            f'<div style="display:flex;gap:4px"><img src="{crop}" alt="{name} crop" width="{THUMB_SIDE}" height="{THUMB_SIDE}">'
+            f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" width="{THUMB_SIDE}" height="{THUMB_SIDE}"></div>'
+            f'<figcaption class="dfd-caption">{html.escape(name)}: <b>{verdict}</b> · fake probability {p:.2f}</figcaption></figure>'
+        )
+    faces_html = (
+        '<div class="dfd-faces">' + "".join(cards) + "</div>"
+        '<p style="font-size:0.85em">Left: the crop the model saw. Right: Grad-CAM, the regions that pushed the score '
+        "towards <i>fake</i> (red = strongest).</p>"
+    )
+    return summary, photo_html, faces_html
+
+
+# ---------------------------------------------------------------- UI handlers (browser)
+
+
+def detect_ui(payload, threshold: float, state: dict | None):
+    """Analyse the photo in the Image input (raw FileData: decoding is ours, not Gradio's)."""
+    path = _payload_path(payload)
+    if path is None:
+        return "", "", "", None
+    if state and state.get("path") == path and not Path(path).exists():
+        analysis = state["analysis"]  # same photo again (already deleted): re-render from memory
+    else:
+        rgb = _read_upload(path)
+        analysis = analyse(rgb, get_detector())
+    summary, photo, faces = render(analysis, float(threshold))
+    return summary, photo, faces, {"path": path, "analysis": analysis}
+
+
+def rethreshold_ui(threshold: float, state: dict | None):
+    if not state:
+        return gr.update(), gr.update(), gr.update(), band_text(float(threshold))
+    return (*render(state["analysis"], float(threshold)), band_text(float(threshold)))
+
+
+# ---------------------------------------------------------------- API functions (gradio_client)
+
+
+def _check_threshold(threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise gr.Error(f"threshold must be between 0 and 1 (got {threshold}); leave it empty to use the model's.")
+    return threshold
+
+
+def result_json(rgb: np.ndarray, detector: Detector, threshold: float | None = None, include_overlay: bool = False) -> dict:
+    """Prediction.to_json(), plus data-URI pictures when `include_overlay` (annotated photo, one heatmap per face)."""
+    prediction: Prediction = predict(rgb, detector, threshold=threshold, explain=include_overlay)
+    result = prediction.to_json()
+    if include_overlay:
+        display, scale = _fit(rgb, DISPLAY_MAX_SIDE)
+        boxes = [(face.box, face.verdict) for face in prediction.faces]
+        result["overlay"] = _data_uri(_annotate(display, scale, boxes, prediction.face_found))
+        for face_json, face in zip(result["faces"], prediction.faces):
+            face_json["heatmap"] = _data_uri(_thumb(face.overlay))
+    return result
+
+
+def predict_api(image: str, threshold: float | None = None, include_overlay: bool = False) -> dict:
+    """One image -> {verdict, fake_probability, threshold, uncertain_band, model, face_found, faces: [...]}."""
+    threshold = _check_threshold(threshold)
+    rgb = _read_upload(_payload_path(image))
+    return result_json(rgb, get_detector(), threshold, bool(include_overlay))
+
+
+def predict_batch_api(images: list[str] | None, threshold: float | None = None, include_overlay: bool = False) -> list[dict]:
+    """Several images -> one result per image, in order; an unreadable image gets {"file", "error"} instead."""
+    paths = [_payload_path(image) for image in (images or [])]
+    try:
+        if not paths:
+            raise gr.Error("Please send at least one image.")
+        if len(paths) > MAX_BATCH:
+            raise gr.Error(f"At most {MAX_BATCH} images per batch; split the request.")
+        threshold = _check_threshold(threshold)
+        # Read every file before deleting any: the same content sent twice arrives as one cached path.
+        contents = []
+        for path in paths:
+            try:
+                contents.append(_read_bytes(path))
+            except gr.Error as error:
+                contents.append(error)
+    finally:
+        for path in paths:
+            _discard_upload(path)
+    detector = get_detector()
+    results = []
+    for path, data in zip(paths, contents):
+        name = Path(path).name
+        try:
+            if isinstance(data, gr.Error):
+                raise data
+            results.append({"file": name, **result_json(_decode(data), detector, threshold, bool(include_overlay))})
+        except gr.Error as error:
+            results.append({"file": name, "error": error.message})
+    return results
+
+
+# ---------------------------------------------------------------- Model and About tabs
+
+
+ABOUT = """
+## What this is
+Photos of faces can now be generated or edited by GANs so well that people cannot tell. This app estimates, for
+**each face** in a photo, the probability that the face was produced by a generator rather than a camera, and
+shows **where** in the face the evidence is (Grad-CAM heatmap).
+
+## What it can do
+* Find every face in an uploaded, pasted or webcam photo and give each its own verdict: **Real**, **Fake** or
+  **Uncertain** (scores close to the threshold).
+* Recognise faces made by the generators it was trained on: **StarGAN**, **AttGAN** (attribute editing of real
+  faces) and **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist** (fully synthetic faces), against real CelebA,
+  CelebA-HQ and FFHQ photos.
+* When no face is found, classify the whole image (and say so).
+
+## What it cannot do
+* It is **not proof**. A score is a statistical estimate from one model; it can be wrong in both directions,
+  especially on generators it never saw (diffusion models, face swaps, newer GANs), heavy compression, filters,
+  screenshots or very small faces.
+* It is **not forensic or legal evidence** and must not be used to accuse anyone.
+* It only looks at faces in still images: no video, audio or text.
+
+## Privacy
+Uploaded photos are processed **in memory** and **not stored**: the file is deleted from the server as soon as it
+has been read, results are sent back inside the page, and nothing is logged or kept after the request.
+"""
+
+
+def _markdown_table(rows: dict[str, dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows.values() for key in row))
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(row.get(column, "")) for column in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (dict, list)):
+        return html.escape(json.dumps(value))[:80]
+    return html.escape(str(value))
+
+
+def metrics_markdown(metrics: dict, level: int = 3) -> str:
+    """metrics.json as Markdown: scalars as one table, every {name: {metric: value}} section (per class, per source,
+    per perturbation, ...) as its own table, nested sections recursively. The schema is read, not assumed."""
+    scalars = {key: value for key, value in metrics.items() if not isinstance(value, (dict, list))}
+    parts = []
+    if scalars:
+        parts.append("| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in scalars.items()))
+    for key, value in metrics.items():
+        title = "#" * level + " " + key.replace("_", " ").capitalize()
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            if all(not isinstance(x, (dict, list)) for v in value.values() for x in v.values()):
+                parts.append(f"{title}\n\n{_markdown_table(value)}")
+            else:
+                parts.append(f"{title}\n\n{metrics_markdown(value, min(level + 1, 6))}")
+        elif isinstance(value, dict):
+            parts.append(f"{title}\n\n{metrics_markdown(value, min(level + 1, 6))}")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            parts.append(f"{title}\n\n{_markdown_table({str(i): v for i, v in enumerate(value)})}")
+        elif isinstance(value, list):
+            parts.append(f"{title}\n\n{_cell(value)}")
+    return "\n\n".join(parts)
+
+
+PLOTS = (
+    ("confusion_matrix.png", "Confusion matrix"),
+    ("roc_curve.png", "ROC curve"),
+    ("per_source.png", "Accuracy per source"),
+    ("per_perturbation.png", "Robustness to perturbations"),
+)
+
+
+def _front_matter(text: str) -> tuple[dict[str, list[str] | str], str]:
+    """The few YAML header fields we need (flat keys and simple lists) and the card body; no YAML dependency."""
+    if not text.startswith("---"):
+        return {}, text
+    header, _, body = text[3:].partition("\n---")
+    fields: dict[str, list[str] | str] = {}
+    key = None
+    for line in header.splitlines():
+        if line.startswith("- ") and key:
+            value = fields.get(key)
+            fields[key] = (value if isinstance(value, list) else []) + [line[2:].strip()]
+        elif ":" in line and not line.startswith(" "):
+            key, _, value = line.partition(":")
+            key = key.strip()
+            fields[key] = value.strip()
+    return fields, body.lstrip("-\n")
+
+
+def model_tab(detector: Detector) -> tuple[str, str]:
+    """(markdown, plots HTML) describing the loaded model from the files in its folder."""
+    folder = Path(detector.folder)
+    lines = [f"## Model `{detector.name}`", f"Architecture `{detector.config.get('architecture', '?')}`, "
+             f"threshold {detector.threshold:.3f}, temperature {detector.temperature:.3f}."]
+    card = folder / "README.md"
+    card_fields, card_body = _front_matter(card.read_text(encoding="utf-8")) if card.is_file() else ({}, "")
+    if _model_id.startswith("hf-hub:"):
+        repo = _model_id[len("hf-hub:"):].partition("@")[0]
+        lines.append(f"Model card: [huggingface.co/{repo}](https://huggingface.co/{repo})")
+    elif card.is_file():
+        lines.append(f"Model card: `{card}` (shown at the bottom of this tab).")
+    else:
+        lines.append("This model folder has no model card (README.md).")
+    datasets = detector.config.get("dataset") or card_fields.get("datasets")
+    datasets = [datasets] if isinstance(datasets, str) and datasets else (datasets or [])
+    if datasets:
+        lines.append("Dataset card: " + ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in datasets))
+    else:
+        lines.append("Dataset card: not named in this model folder.")
+    metrics_file = folder / "metrics.json"
+    if metrics_file.is_file():
+        try:
+            lines.append("## Evaluation (metrics.json)\n\n" + metrics_markdown(json.loads(metrics_file.read_text())))
+        except ValueError as error:
+            lines.append(f"metrics.json could not be read ({error}).")
+    else:
+        lines.append("No metrics.json in the model folder: this model has not been evaluated yet.")
+    if card_body:
+        lines.append("---\n## Model card\n\n" + card_body)
+    figures = []
+    for file, title in PLOTS:
+        if (folder / file).is_file():
+            uri = "data:image/png;base64," + base64.b64encode((folder / file).read_bytes()).decode("ascii")
+            figures.append(f'<figure style="display:inline-block;margin:6px"><img src="{uri}" alt="{title}" style="max-width:480px">'
+                           f"<figcaption>{title}</figcaption></figure>")
+    return "\n\n".join(lines), "".join(figures)
+
+
+def on_load():
+    """Page load: the model's threshold on the slider, the band sentence and the Model tab (loads the model once)."""
+    try:
+        detector = get_detector()
+    except gr.Error as error:
+        message = f"**{error.message}**"
+        return gr.update(), message, message, ""
+    markdown, plots = model_tab(detector)
+    return gr.update(value=detector.threshold), band_text(detector.threshold), markdown, plots
+
+
+# ---------------------------------------------------------------- the page
+
+
+def example_files() -> list[str]:
+    """The bundled examples, plus two real and two fake images from DATASET_DIR/{real,fake} when it is set."""
+    files = sorted(str(p) for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    dataset = os.environ.get("DATASET_DIR")
+    if dataset:
+        for label in ("real", "fake"):
+            found = sorted(p for p in (Path(dataset) / label).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += [str(p) for p in found[:2]]
+    return files
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="Deepfake face detector", delete_cache=(3600, 3600)) as demo:
+        # delete_cache: hourly sweep for uploads that never reached a handler (handlers delete their own at once).
+        gr.Markdown("# Deepfake face detector\nIs each face in a photo real or GAN-generated? Upload, paste or take a photo.")
+        with gr.Tabs():
+            with gr.Tab("Detect", id="detect"):
+                state = gr.State(None)
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        image = gr.Image(
+                            label="Photo (JPEG, PNG, WebP, BMP, GIF)",
+                            sources=["upload", "clipboard", "webcam"],
+                            type="filepath",
+                            image_mode=None,  # decoding is deepfake_detector.images' job, not Gradio's
+                            elem_id="dfd-input",
+                        )
+                        threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Decision threshold (default: the model's)", elem_id="dfd-threshold")
+                        band = gr.Markdown(band_text(0.5), elem_id="dfd-band")
+                        button = gr.Button("Detect", variant="primary", elem_id="dfd-detect")
+                        examples = example_files()
+                        if examples:
+                            gr.Examples(examples=[[f] for f in examples], inputs=[image], label="Examples (public-domain photos)")
+                    with gr.Column(scale=2):
+                        summary = gr.Markdown(elem_id="dfd-summary")
+                        photo = gr.HTML(elem_id="dfd-photo")
+                        faces = gr.HTML(elem_id="dfd-faces")
+
+                _KEEP_SETS.append(image.keep_in_cache)  # the examples' cached copies
+                outputs = [summary, photo, faces, state]
+                # preprocess=False: the handler gets the uploaded file itself and decodes it with our rules.
+                image.change(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")
+                button.click(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")
+                threshold.change(rethreshold_ui, [threshold, state], [summary, photo, faces, band], api_visibility="private")
+
+            with gr.Tab("About", id="about"):
+                gr.Markdown(ABOUT)
+            with gr.Tab("Model", id="model"):
+                model_markdown = gr.Markdown("The model is loaded on first use.")
+                model_plots = gr.HTML()
+
+        # Named API endpoints for gradio_client: hidden inputs, separate functions from the UI handlers.
+        with gr.Group(visible=False):
+            api_image = gr.File(label="image", type="filepath")
+            api_images = gr.File(label="images", type="filepath", file_count="multiple")
+            api_threshold = gr.Number(label="threshold", value=None)
+            api_overlay = gr.Checkbox(label="include_overlay", value=False)
+            api_result = gr.JSON(label="result")
+            api_results = gr.JSON(label="results")
+            api_button = gr.Button()
+            api_batch_button = gr.Button()
+        api_button.click(predict_api, [api_image, api_threshold, api_overlay], api_result, api_name="predict")
+        api_batch_button.click(predict_batch_api, [api_images, api_threshold, api_overlay], api_results, api_name="predict_batch")
+
+        demo.load(on_load, None, [threshold, band, model_markdown, model_plots], api_visibility="private")
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+demo = build_demo()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the deepfake face detector app.")
+    parser.add_argument("--model", help="model folder or hf-hub:ORG/NAME[@rev] (default: MODEL_ID or the bundled model)")
+    args = parser.parse_args(argv)
+    if args.model:
+        set_model_id(args.model)
+    demo.launch()  # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself
+
+
+if __name__ == "__main__":
+    main()

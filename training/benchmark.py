@@ -1,0 +1,84 @@
+"""CPU benchmarks that write their numbers to a file: app latency and the training data pipeline.
+
+    python -m training.benchmark --model models/deepfake-detector-effnet-lite0 --data data/faces-dataset --output benchmarks/cpu.json
+
+- `predict_ms`: one uploaded face photo -> verdict (decode excluded; face detection, canonical crop, model), median ms.
+- `predict_with_gradcam_ms`: the same with the Grad-CAM heatmap the app shows.
+- `classify_images_per_second`: batched classification of face crops (what training.evaluate does).
+- `pipeline_images_per_second`: decode + `robust` augmentation in one process (what one DataLoader worker delivers);
+  compare with the training images/s in the model's metrics.json: the pipeline must outrun the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _time(function, repeats: int) -> list[float]:
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        timings.append((time.perf_counter() - start) * 1000)
+    return timings
+
+
+def run(model: str, data: str, n_images: int = 64) -> dict:
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import classify_crops, predict
+    from training.data import load_built_dataset
+    from training.transforms import apply_preset, make_preset
+
+    detector = load_detector(model)
+    split = load_built_dataset(data)["test"].shuffle(seed=0).select(range(n_images))
+    images = [load_rgb_array(row["image"]["bytes"]) for row in split]
+    predict(images[0], detector)  # warm-up
+    predict_ms = [t for image in images[:32] for t in _time(lambda: predict(image, detector), 1)]
+    cam_ms = [t for image in images[:16] for t in _time(lambda: predict(image, detector, explain=True), 1)]
+    start = time.perf_counter()
+    classify_crops(images, detector)
+    classify_rate = len(images) / (time.perf_counter() - start)
+    pipeline = make_preset("robust", detector.data_config)
+    rows = [(row["image"]["bytes"], row["landmarks"]) for row in split]
+    start = time.perf_counter()
+    for data_bytes, landmarks in rows:
+        apply_preset(pipeline, load_rgb_array(data_bytes), landmarks)
+    pipeline_rate = len(rows) / (time.perf_counter() - start)
+    return {
+        "model": detector.name,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "images": n_images,
+        "predict_ms": statistics.median(predict_ms),
+        "predict_p90_ms": sorted(predict_ms)[int(0.9 * len(predict_ms))],
+        "predict_with_gradcam_ms": statistics.median(cam_ms),
+        "classify_images_per_second": classify_rate,
+        "pipeline_images_per_second": pipeline_rate,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/deepfake-detector-effnet-lite0")
+    parser.add_argument("--data", default="data/faces-dataset")
+    parser.add_argument("--output", default="benchmarks/cpu.json")
+    parser.add_argument("--images", type=int, default=64)
+    args = parser.parse_args(argv)
+    result = run(args.model, args.data, args.images)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,3 +119,25 @@ def test_preview_writes_a_png(tmp_path):
         (source / label / "s" / Path(relative).name).write_bytes((FACES / relative).read_bytes())
     output = render_preview(str(source), "robust", tmp_path / "p.png", per_label=1, repeats=2)
     assert Image.open(output).size[0] > 100
+
+
+def test_training_sees_a_png_and_its_jpeg_q75_copy_alike():
+    """The format shortcut of the 128-px corpus (FFHQ reals PNG, fakes JPEG q75) is gone in training too: with the same
+    random draws, the robust preset turns a PNG face and its JPEG q75 copy into nearly the same tensor, much closer
+    than the same PNG under two different draws."""
+    png_bytes = (FACES / "real/ffhq/bhunakit_r3.png").read_bytes()
+    png = load_rgb_array(png_bytes)
+    jpeg = load_rgb_array(_reencode(FACES / "real/ffhq/bhunakit_r3.png", "JPEG", quality=75))
+    pipeline = make_preset("robust", DATA_CONFIG)
+    same_draw, other_draw = [], []
+    for seed in range(12):
+        pipeline.set_random_seed(seed)
+        a = apply_preset(pipeline, png)
+        pipeline.set_random_seed(seed)
+        b = apply_preset(pipeline, jpeg)
+        pipeline.set_random_seed(seed + 100)
+        c = apply_preset(pipeline, png)
+        same_draw.append((a - b).abs().mean().item())
+        other_draw.append((a - c).abs().mean().item())
+    assert np.mean(same_draw) < 0.02, np.mean(same_draw)
+    assert np.mean(same_draw) < 0.2 * np.mean(other_draw)

@@ -7,8 +7,8 @@ and ends with a JPEG re-encode of both classes, so file format cannot be learnt:
   facial feature (eyes, nose or mouth) at the landmarks found by libfacedetection at build time; random rotation and
   horizontal/vertical flips; JPEG compression; Gaussian blur and noise; brightness/saturation/hue/contrast; shear, zoom
   and shifts.
-- `robust`: built for unseen generators and processed uploads. Faces are first brought to the canonical 128 px (the
-  resolution the app feeds the model, see `deepfake_detector.preprocess`) with a mild random crop, then blurred,
+- `robust`: built for unseen generators and processed uploads. Faces are first brought to the canonical face (128 px,
+  JPEG q75: what the app feeds the model, see `deepfake_detector.preprocess`), then randomly cropped, blurred,
   sharpened or down-and-up scaled, colour jittered, noised, occasionally rotated or flipped as the challenge's test set
   is, and always re-compressed at a random JPEG quality.
 - `eval`: deterministic: the app's canonical face (square crop, 128 px, JPEG q75) then the model's data config
@@ -119,6 +119,10 @@ def robust_preset(data_config: dict) -> A.Compose:
     return A.Compose(
         [
             FacialFeatureBlackout(p=0.1),
+            # The canonical face first, exactly as at inference: a 128-px JPEG q75 fake re-encoded at q75 on its own
+            # grid barely changes, so without this step a later high-quality re-encode would keep the fakes' original
+            # q75 blocking while erasing any on PNG reals: a format shortcut in training only.
+            A.Lambda(name="canonicalize", image=_canonicalize),
             A.RandomResizedCrop(
                 size=(CANONICAL_SIZE, CANONICAL_SIZE), scale=(0.7, 1.0), ratio=(0.9, 1.1), area_for_downscale="image"
             ),

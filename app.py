@@ -15,7 +15,6 @@ import atexit
 import base64
 import functools
 import html
-import json
 import os
 import shutil
 import tempfile
@@ -377,45 +376,6 @@ has been read, results are sent back inside the page, and nothing is logged or k
 """
 
 
-def _markdown_table(rows: dict[str, dict]) -> str:
-    columns = list(dict.fromkeys(key for row in rows.values() for key in row))
-    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(row.get(column, "")) for column in columns) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, (dict, list)):
-        return html.escape(json.dumps(value))[:80]
-    return html.escape(str(value))
-
-
-def metrics_markdown(metrics: dict, level: int = 3) -> str:
-    """metrics.json as Markdown: scalars as one table, every {name: {metric: value}} section (per class, per source,
-    per perturbation, ...) as its own table, nested sections recursively. The schema is read, not assumed."""
-    scalars = {key: value for key, value in metrics.items() if not isinstance(value, (dict, list))}
-    parts = []
-    if scalars:
-        parts.append("| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in scalars.items()))
-    for key, value in metrics.items():
-        title = "#" * level + " " + key.replace("_", " ").capitalize()
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            if all(not isinstance(x, (dict, list)) for v in value.values() for x in v.values()):
-                parts.append(f"{title}\n\n{_markdown_table(value)}")
-            else:
-                parts.append(f"{title}\n\n{metrics_markdown(value, min(level + 1, 6))}")
-        elif isinstance(value, dict):
-            parts.append(f"{title}\n\n{metrics_markdown(value, min(level + 1, 6))}")
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            parts.append(f"{title}\n\n{_markdown_table({str(i): v for i, v in enumerate(value)})}")
-        elif isinstance(value, list):
-            parts.append(f"{title}\n\n{_cell(value)}")
-    return "\n\n".join(parts)
-
-
 PLOTS = (
     ("confusion_matrix.png", "Confusion matrix"),
     ("roc_curve.png", "ROC curve"),
@@ -462,12 +422,11 @@ def model_tab(detector: Detector) -> tuple[str, str]:
         lines.append("Dataset card: " + ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in datasets))
     else:
         lines.append("Dataset card: not named in this model folder.")
-    metrics_file = folder / "metrics.json"
-    if metrics_file.is_file():
-        try:
-            lines.append("## Evaluation (metrics.json)\n\n" + metrics_markdown(json.loads(metrics_file.read_text())))
-        except ValueError as error:
-            lines.append(f"metrics.json could not be read ({error}).")
+    report = folder / "report.md"  # written by training.evaluate next to metrics.json, from the same numbers
+    if report.is_file():
+        lines.append("## Measured results\n\n" + report.read_text(encoding="utf-8").partition("\n")[2].replace("\n## ", "\n### "))
+    elif (folder / "metrics.json").is_file():
+        lines.append("This model folder has metrics.json but no report.md; see the model card below.")
     else:
         lines.append("No metrics.json in the model folder: this model has not been evaluated yet.")
     if card_body:

@@ -302,7 +302,7 @@ def finish(config: TrainConfig, model, data_config: dict, validation_loader, acc
     from safetensors.torch import load_file
 
     from deepfake_detector.model import load_detector
-    from training.calibration import expected_calibration_error, fit_threshold, fit_temperature
+    from training.calibration import calibrate
     from training.evaluate import evaluate_records, records_from_dataset, write_outputs
     from training.hub import push_folder, save_model_folder
     from training.model_card import write_model_card
@@ -315,18 +315,8 @@ def finish(config: TrainConfig, model, data_config: dict, validation_loader, acc
         for batch in validation_loader:
             logits.append(model(batch["pixel_values"]).float().cpu())
             labels.append(batch["labels"].cpu())
-    logits, labels = torch.cat(logits).numpy(), torch.cat(labels).numpy()
-    temperature = fit_temperature(logits, labels)
-    calibrated = torch.softmax(torch.as_tensor(logits) / temperature, dim=-1)[:, 1].numpy()
-    raw = torch.softmax(torch.as_tensor(logits), dim=-1)[:, 1].numpy()
-    threshold = fit_threshold(calibrated, labels)
-    calibration = {
-        "temperature": temperature,
-        "threshold": threshold,
-        "validation_ece_before": expected_calibration_error(raw, labels),
-        "validation_ece_after": expected_calibration_error(calibrated, labels),
-        "validation_images": int(len(labels)),
-    }
+    calibration = calibrate(torch.cat(logits).numpy(), torch.cat(labels).numpy())
+    temperature, threshold = calibration["temperature"], calibration["threshold"]
     save_model_folder(
         model.cpu(),
         output_dir,
@@ -339,7 +329,9 @@ def finish(config: TrainConfig, model, data_config: dict, validation_loader, acc
     test_split = dataset["test"]
     if config.max_eval_samples:
         test_split = test_split.shuffle(seed=config.seed).select(range(min(config.max_eval_samples, len(test_split))))
-    metrics, predictions = evaluate_records(detector, records_from_dataset(test_split), perturbations=config.perturbations or None)
+    metrics, predictions = evaluate_records(
+        detector, records_from_dataset(test_split), perturbations=config.perturbations or None, data_description=f"{config.dataset} (test split)"
+    )
     metrics["training"] = {"history": state["history"], "best_epoch": state["best_epoch"], "dataset": config.dataset, "preset": config.preset}
     metrics["calibration"] = calibration
     write_outputs(output_dir, metrics, predictions)

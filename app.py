@@ -421,7 +421,10 @@ def model_tab(detector: Detector) -> tuple[str, str]:
     if datasets:
         lines.append("Dataset card: " + ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in datasets))
     else:
-        lines.append("Dataset card: not named in this model folder.")
+        lines.append(
+            "Dataset card: the training data was built locally with `training.build_dataset`; its card is "
+            "`dataset_card.md` in this app's repository (sources, splits, licences, confounds)."
+        )
     report = folder / "report.md"  # written by training.evaluate next to metrics.json, from the same numbers
     if report.is_file():
         lines.append("## Measured results\n\n" + report.read_text(encoding="utf-8").partition("\n")[2].replace("\n## ", "\n### "))

@@ -81,4 +81,4 @@ def test_about_and_model_tabs(page):
     page.get_by_text("not forensic or legal evidence").wait_for()
     page.get_by_text("not stored").first.wait_for()
     page.get_by_role("tab", name="Model").click()
-    page.get_by_text("Dataset card").wait_for()
+    page.get_by_text("Dataset card:").first.wait_for()

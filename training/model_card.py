@@ -96,13 +96,16 @@ def _targets(metrics: dict) -> str:
 def render_model_card(metrics: dict, config: dict, model_config: dict, extra_sections: str = "", asset_prefix: str = "") -> str:
     """The card's markdown. `asset_prefix` is prepended to plot file names (e.g. `models/NAME/`)."""
     name = model_config.get("model_name") or Path(config.get("output_dir", "model")).name
-    dataset_id = config.get("dataset", "faces-dataset")
+    dataset = config.get("dataset", "")
+    # Only a Hub id belongs in the YAML `datasets` list; a locally built dataset is described by dataset_card.md.
+    hub_dataset = dataset if dataset.count("/") == 1 and not Path(dataset).exists() and not dataset.startswith((".", "/")) else None
+    dataset_id = hub_dataset or "faces-dataset"
     header = {
         "license": "cc-by-nc-4.0",
         "library_name": "timm",
         "pipeline_tag": "image-classification",
         "tags": ["deepfake-detection", "image-classification", "timm", "faces", "gan-detection"],
-        "datasets": [dataset_id],
+        "datasets": [hub_dataset] if hub_dataset else None,
         "metrics": ["accuracy", "balanced_accuracy", "roc_auc", "f1"],
         "base_model": f"timm/{model_config.get('architecture')}" if config.get("pretrained") or config.get("pretrained_file") else None,
         "model-index": model_index(metrics, name, dataset_id),

@@ -98,8 +98,14 @@ def render_model_card(metrics: dict, config: dict, model_config: dict, extra_sec
     name = model_config.get("model_name") or Path(config.get("output_dir", "model")).name
     dataset = config.get("dataset", "")
     # Only a Hub id belongs in the YAML `datasets` list; a locally built dataset is described by dataset_card.md.
-    hub_dataset = dataset if dataset.count("/") == 1 and not Path(dataset).exists() and not dataset.startswith((".", "/")) else None
+    hub_dataset = config.get("hub_dataset_id") or (
+        dataset if dataset.count("/") == 1 and not Path(dataset).exists() and not dataset.startswith((".", "/")) else None
+    )
     dataset_id = hub_dataset or "faces-dataset"
+    dataset_note = "" if hub_dataset else (
+        " (built locally, not yet on the Hub, so the YAML header names no Hub dataset; pass `--hub_dataset_id` when "
+        "rendering after `build_dataset --push_to_hub`)"
+    )
     header = {
         "license": "cc-by-nc-4.0",
         "library_name": "timm",
@@ -143,7 +149,7 @@ non-commercially licensed generators; the weights inherit those terms.
 
 ## Training data
 
-The project's dataset card (`dataset_card.md`): {metrics.get('training', {}).get('dataset', dataset_id)} — real faces
+The project's dataset card (`dataset_card.md`): {metrics.get('training', {}).get('dataset', dataset_id)}{dataset_note} — real faces
 from CelebA (incl. StarGAN/AttGAN inputs), CelebA-HQ and FFHQ; fakes from StarGAN, AttGAN, StyleGAN (v1),
 StyleGAN2/TPDNE and three SD 1.5 images. CelebA/CelebA-HQ/FFHQ-derived images are **non-commercial research data**.
 Splits are grouped by person/latent, so no face is in two splits.
@@ -179,9 +185,11 @@ Accuracy **{_fmt(metrics.get('accuracy'))}**, balanced accuracy **{_fmt(metrics.
 
 ## Calibration
 
-Temperature **{_fmt(calibration.get('temperature'))}** fitted on validation (NLL), then the decision threshold
+Temperature **{_fmt(calibration.get('temperature'))}** fitted on validation (NLL with each class weighted equally: training
+drew real and fake faces 50/50 while the validation split is about 3/4 fake, and an upload's origin is unknown, so a
+probability here means "P(fake) if real and fake were equally likely"), then the decision threshold
 **{_fmt(calibration.get('threshold'))}** maximising validation balanced accuracy. Validation expected calibration error
-{_fmt(calibration.get('validation_ece_before'))} before and {_fmt(calibration.get('validation_ece_after'))} after. The app
+(class-balanced) {_fmt(calibration.get('validation_ece_before'))} before and {_fmt(calibration.get('validation_ece_after'))} after. The app
 reports "Uncertain" within 0.1 of the threshold.
 
 ## Bias, risks and limitations
@@ -229,7 +237,9 @@ The resolved configuration is in `training_config.json`; every number above can 
 """
 
 
-def write_model_card(folder: str | Path, config: dict | None = None, extra_sections: str = "", asset_prefix: str = "") -> str:
+def write_model_card(
+    folder: str | Path, config: dict | None = None, extra_sections: str = "", asset_prefix: str = "", hub_dataset_id: str = ""
+) -> str:
     """Render the card from folder/metrics.json, config.json and training_config.json; write folder/README.md."""
     folder = Path(folder)
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -237,6 +247,8 @@ def write_model_card(folder: str | Path, config: dict | None = None, extra_secti
     if config is None:
         config_path = folder / "training_config.json"
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if hub_dataset_id:
+        config = {**config, "hub_dataset_id": hub_dataset_id}
     extra_path = folder / "card_sections.md"
     if not extra_sections and extra_path.is_file():
         extra_sections = extra_path.read_text()
@@ -304,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generalization", help="generalization.md from training.generalization")
     parser.add_argument("--benchmark", help="JSON from training.benchmark")
     parser.add_argument("--output", default="model_card.md")
+    parser.add_argument("--hub_dataset_id", default="", help="the dataset's Hub id (ORG/NAME), listed in the card's YAML")
     args = parser.parse_args(argv)
     folder = Path(args.model_dir)
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -322,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(speed_section(json.loads(Path(args.benchmark).read_text()), metrics))
     extra = "\n".join(sections)
     (folder / "card_sections.md").write_text(extra)  # kept with the model so a re-render includes it
-    write_model_card(folder, extra_sections=extra)
+    write_model_card(folder, extra_sections=extra, hub_dataset_id=args.hub_dataset_id)
     relative = folder.resolve().relative_to(Path(args.output).resolve().parent)
-    Path(args.output).write_text(write_model_card(folder, extra_sections=extra, asset_prefix=f"{relative.as_posix()}/"))
+    Path(args.output).write_text(write_model_card(folder, extra_sections=extra, asset_prefix=f"{relative.as_posix()}/", hub_dataset_id=args.hub_dataset_id))
     print(f"Wrote {folder / 'README.md'} and {args.output}")
     return 0
 

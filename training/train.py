@@ -63,6 +63,7 @@ class TrainConfig:
     report_to: str = "tensorboard"
     push_to_hub: bool = False
     hub_model_id: str = ""
+    hub_dataset_id: str = ""  # the training data's Hub id, listed in the model card (defaults to --dataset if a Hub id)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -1,0 +1,38 @@
+"""The Space only installs requirements.txt: the app and the shared package must import without training-only packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAINING_ONLY = ("accelerate", "datasets", "evaluate", "albumentations", "transformers", "tensorboard", "training")
+
+
+def test_app_imports_without_training_packages():
+    code = (
+        "import sys\n"
+        f"for name in {TRAINING_ONLY!r}: sys.modules[name] = None  # importing any of them now fails\n"
+        "import app, deepfake_detector.predict, deepfake_detector.cam, deepfake_detector.model\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_space_front_matter_is_valid():
+    """README.md's YAML makes the repository a Gradio Space running app.py."""
+    import yaml
+
+    text = (REPO_ROOT / "README.md").read_text()
+    header = yaml.safe_load(text.split("---")[1])
+    assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
+    assert (REPO_ROOT / header["app_file"]).is_file()
+    assert "make test" in text and "make demo" in text
+
+
+def test_app_requirements_are_pinned_and_lean():
+    lines = [line.split("#")[0].strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()]
+    packages = [line for line in lines if line]
+    assert all("==" in line for line in packages)
+    assert not {line.split("==")[0].lower() for line in packages} & {"accelerate", "datasets", "evaluate", "albumentations"}

@@ -1,11 +1,14 @@
 """Deepfake face detector: a Gradio app (browser UI + named API) over `deepfake_detector.predict`.
 
 Run locally with `python app.py [--model FOLDER_OR_hf-hub:ORG/NAME]` (honours GRADIO_SERVER_NAME,
-GRADIO_SERVER_PORT and MODEL_ID); a Hugging Face Space runs the same file unchanged.
+GRADIO_SERVER_PORT and MODEL_ID); a Hugging Face Space runs the same file unchanged. The model is loaded before the
+server starts; if it cannot be, the process exits with status 2 and the reason.
 
-Privacy: uploads are decoded in memory and deleted from Gradio's upload folder as soon as the request has
-read them; result images travel back inside the page as data URIs, so nothing derived from an upload is
-written to disk either.
+Privacy (`deepfake_detector.uploads`): every upload gets a private path; a request reads its own upload into memory
+and the file is deleted when the request ends (API) or PREVIEW_KEEP_S seconds later (the browser page, so that the
+photo's preview can load). Unread uploads are deleted after UNCLAIMED_TTL_S, the upload folder at exit (SIGTERM
+included), and folders left by killed processes at the next start. Result images travel back inside the page as data
+URIs, so nothing derived from an upload is written to disk.
 """
 
 from __future__ import annotations
@@ -15,27 +18,35 @@ import atexit
 import base64
 import functools
 import html
+import logging
+import math
 import os
-import shutil
+import signal
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Gradio reads GRADIO_TEMP_DIR when it is imported: give this process its own upload folder (removed at exit)
-# unless the host chose one, so that "nothing left on disk" can be checked and cleaned per process.
-if not os.environ.get("GRADIO_TEMP_DIR"):
-    _TEMP_DIR = tempfile.mkdtemp(prefix="deepfake-detector-uploads-")
-    os.environ["GRADIO_TEMP_DIR"] = _TEMP_DIR
-    atexit.register(shutil.rmtree, _TEMP_DIR, ignore_errors=True)
+from deepfake_detector import uploads
+
+# Gradio components capture GRADIO_TEMP_DIR when they are built (below, at import): give this process a locked
+# folder of its own under the host's choice or the system temp folder. This is the one write at import time.
+_UPLOAD_ROOT = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "deepfake-detector-uploads")
+UPLOAD_FOLDER = uploads.process_folder(_UPLOAD_ROOT)
+os.environ["GRADIO_TEMP_DIR"] = str(UPLOAD_FOLDER)
+atexit.register(uploads.remove_folder, UPLOAD_FOLDER)
 
 import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from deepfake_detector.images import ImageError, load_rgb_array  # noqa: E402
+from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from deepfake_detector.images import SUPPORTED_TEXT, ImageError, load_rgb_array  # noqa: E402
 from deepfake_detector.model import DEFAULT_MODEL_DIR, Detector, load_detector  # noqa: E402
 from deepfake_detector.predict import UNCERTAIN_BAND, Prediction, predict, verdict_for  # noqa: E402
+from deepfake_detector.uploads import MAX_UPLOAD_BYTES, PREVIEW_KEEP_S, UNCLAIMED_TTL_S, UploadError, UploadLedger  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parent
 EXAMPLES_DIR = APP_DIR / "examples"
@@ -46,96 +57,88 @@ THUMB_SIDE = 192
 MAX_BATCH = 16
 COLOURS = {"Fake": (220, 38, 38), "Real": (22, 163, 74), "Uncertain": (245, 158, 11)}  # RGB
 
+log = logging.getLogger("deepfake_detector.app")
+# UPLOAD_TTL_S: how long an upload that no request reads may stay (default UNCLAIMED_TTL_S); stalled partial uploads
+# are dropped after at most the same time.
+_TTL_S = float(os.environ.get("UPLOAD_TTL_S") or UNCLAIMED_TTL_S)
+LEDGER = UploadLedger(UPLOAD_FOLDER, ttl=_TTL_S, stalled=min(uploads.STALLED_UPLOAD_S, _TTL_S))
+_detector: Detector | None = None
 _model_id = os.environ.get("MODEL_ID") or str(DEFAULT_MODEL_DIR)
-_model_lock = threading.Lock()
 
 
-# ---------------------------------------------------------------- model (loaded once, on first use)
+# ---------------------------------------------------------------- model (loaded by main(), before the server starts)
 
 
-@functools.lru_cache(maxsize=1)
-def _load(model_id: str) -> Detector:
-    return load_detector(model_id)
+def load_model(model_id: str) -> Detector:
+    """Load the detector the app serves; main() exits with the reason if this raises."""
+    global _detector, _model_id
+    _detector = load_detector(model_id)
+    _model_id = str(model_id)
+    return _detector
 
 
 def get_detector() -> Detector:
-    """The shared detector for MODEL_ID, loaded on first call; a load failure is retried on the next request."""
-    with _model_lock:  # lru_cache alone would let two first requests load the model twice
+    if _detector is None:  # only when `demo` is launched without main()
+        raise gr.Error("The detector model is not loaded; start the app with `python app.py`.")
+    return _detector
+
+
+# ---------------------------------------------------------------- inputs: every value is hostile until checked
+
+
+def handler(fn):
+    """Expected failures become their own sentence; anything else a neutral one (details go to the server log only)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
         try:
-            return _load(_model_id)
-        except Exception as error:  # noqa: BLE001 - any load failure becomes a sentence on the page
-            raise gr.Error(f"The detector model could not be loaded from {_model_id} ({error}). Check MODEL_ID or --model.") from None
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ImageError, UploadError) as error:
+            raise gr.Error(str(error)) from None
+        except Exception:  # noqa: BLE001 - a visitor gets a sentence, the operator the traceback
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("Something went wrong while analysing this image; it has been deleted. Please try another one.") from None
+
+    return wrapped
 
 
-def set_model_id(model_id: str) -> None:
-    """Use another model folder or hf-hub:ORG/NAME[@rev] (the --model flag); takes effect on the next request."""
-    global _model_id
-    with _model_lock:
-        _model_id = str(model_id)
-        _load.cache_clear()
+def _upload_path(payload) -> object:
+    """The `path` of a FileData payload. Only paths the upload ledger issued are ever opened (see read_upload)."""
+    return payload.get("path") if isinstance(payload, dict) else payload
 
 
-# ---------------------------------------------------------------- uploads: read once, then delete
-
-
-def _upload_folder() -> Path:
-    return Path(os.environ["GRADIO_TEMP_DIR"]).resolve()
-
-
-def _payload_path(payload) -> str | None:
-    """The server path of an uploaded file, whether Gradio passed a path string or a FileData dict."""
+def read_upload(payload, keep_for: float = 0.0) -> bytes:
+    """The bytes of the request's own upload (size-checked); the file is deleted now or `keep_for` seconds later."""
     if payload is None:
+        raise gr.Error(f"Please upload a photo ({SUPPORTED_TEXT}) first.")
+    return LEDGER.read(_upload_path(payload), keep_for=keep_for)
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Decode through deepfake_detector.images, so every limit applies before pixels are allocated."""
+    return load_rgb_array(data)
+
+
+def check_threshold(value, allow_none: bool = True) -> float | None:
+    """A threshold from a client: None (the model's own), or a finite number in [0, 1]; anything else a sentence."""
+    if value is None and allow_none:
         return None
-    if isinstance(payload, dict):
-        return payload.get("path")
-    return str(payload)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        shown = repr(value) if isinstance(value, (bool, int, float)) else f"a {type(value).__name__}"  # never echo text back
+        raise gr.Error(f"threshold must be a number between 0 and 1 (got {shown}); leave it empty to use the model's.")
+    if not 0.0 <= value <= 1.0:
+        raise gr.Error(f"threshold must be between 0 and 1 (got {value}); leave it empty to use the model's.")
+    return float(value)
 
 
-# Gradio's cache sets of files it must keep (the examples). Uploads are stored by content hash, so a visitor who
-# uploads an example file gets the example's own cached path, which must survive the request.
-_KEEP_SETS: list[set[str]] = []
-
-
-def _discard_upload(path: str | None) -> None:
-    """Delete an uploaded file (and its now empty per-upload folder); examples and files outside the upload folder stay."""
-    if not path or any(path in keep for keep in _KEEP_SETS):
-        return
-    file = Path(path).resolve()
-    folder = _upload_folder()
-    if folder not in file.parents:
-        return
-    file.unlink(missing_ok=True)
-    if file.parent != folder:
-        try:
-            file.parent.rmdir()  # only succeeds when empty
-        except OSError:
-            pass
-
-
-def _read_bytes(path: str | None) -> bytes:
-    if not path:
-        raise gr.Error("Please upload a photo (JPEG, PNG, WebP, BMP or GIF) first.")
-    try:
-        return Path(path).read_bytes()
-    except OSError:
-        raise gr.Error("The uploaded file is no longer available; please upload it again.") from None
-
-
-def _decode(data: bytes) -> np.ndarray:
-    """Decode through deepfake_detector.images, so every bad-input rule applies; its sentence becomes the page's error."""
-    try:
-        return load_rgb_array(data)
-    except ImageError as error:
-        raise gr.Error(str(error)) from None
-
-
-def _read_upload(path: str | None) -> np.ndarray:
-    """Read an uploaded file into memory, delete it from disk, decode it."""
-    try:
-        data = _read_bytes(path)
-    finally:
-        _discard_upload(path)
-    return _decode(data)
+def check_flag(value, name: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise gr.Error(f"{name} must be true or false.")
+    return value
 
 
 # ---------------------------------------------------------------- pictures as data URIs (never written to disk)
@@ -262,36 +265,31 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
 # ---------------------------------------------------------------- UI handlers (browser)
 
 
-def detect_ui(payload, threshold: float, state: dict | None):
-    """Analyse the photo in the Image input (raw FileData: decoding is ours, not Gradio's)."""
-    path = _payload_path(payload)
-    if path is None:
+@handler
+def detect_ui(payload, threshold, state: dict | None):
+    """Analyse the photo in the Image input (raw FileData: only an upload the ledger issued is read)."""
+    if payload is None:
         return "", "", "", None
-    if state and state.get("path") == path and not Path(path).exists():
-        analysis = state["analysis"]  # same photo again (already deleted): re-render from memory
+    threshold = check_threshold(threshold, allow_none=False)
+    path = _upload_path(payload)
+    if state and state.get("path") == path:
+        analysis = state["analysis"]  # the same upload again (the Detect button, a repeated change event): from memory
     else:
-        rgb = _read_upload(path)
+        rgb = decode(read_upload(payload, keep_for=PREVIEW_KEEP_S))
         analysis = analyse(rgb, get_detector())
-    summary, photo, faces = render(analysis, float(threshold))
+    summary, photo, faces = render(analysis, threshold)
     return summary, photo, faces, {"path": path, "analysis": analysis}
 
 
-def rethreshold_ui(threshold: float, state: dict | None):
-    if not state:
-        return gr.update(), gr.update(), gr.update(), band_text(float(threshold))
-    return (*render(state["analysis"], float(threshold)), band_text(float(threshold)))
+@handler
+def rethreshold_ui(threshold, state: dict | None):
+    threshold = check_threshold(threshold, allow_none=False)
+    if not state or "analysis" not in state:
+        return gr.update(), gr.update(), gr.update(), band_text(threshold)
+    return (*render(state["analysis"], threshold), band_text(threshold))
 
 
 # ---------------------------------------------------------------- API functions (gradio_client)
-
-
-def _check_threshold(threshold: float | None) -> float | None:
-    if threshold is None:
-        return None
-    threshold = float(threshold)
-    if not 0.0 <= threshold <= 1.0:
-        raise gr.Error(f"threshold must be between 0 and 1 (got {threshold}); leave it empty to use the model's.")
-    return threshold
 
 
 def result_json(rgb: np.ndarray, detector: Detector, threshold: float | None = None, include_overlay: bool = False) -> dict:
@@ -307,42 +305,53 @@ def result_json(rgb: np.ndarray, detector: Detector, threshold: float | None = N
     return result
 
 
-def predict_api(image: str, threshold: float | None = None, include_overlay: bool = False) -> dict:
+@handler
+def predict_api(image, threshold=None, include_overlay=False) -> dict:
     """One image -> {verdict, fake_probability, threshold, uncertain_band, model, face_found, faces: [...]}."""
-    threshold = _check_threshold(threshold)
-    rgb = _read_upload(_payload_path(image))
-    return result_json(rgb, get_detector(), threshold, bool(include_overlay))
+    data = read_upload(image)  # first, so that the upload is deleted whatever is wrong with the rest
+    threshold = check_threshold(threshold)
+    include_overlay = check_flag(include_overlay, "include_overlay")
+    return result_json(decode(data), get_detector(), threshold, include_overlay)
 
 
-def predict_batch_api(images: list[str] | None, threshold: float | None = None, include_overlay: bool = False) -> list[dict]:
+def _file_name(payload) -> str:
+    """The name a caller gave a batch item (never a server path)."""
+    name = payload.get("orig_name") if isinstance(payload, dict) else None
+    name = name or Path(str(_upload_path(payload) or "image")).name
+    return str(name)[:200]
+
+
+@handler
+def predict_batch_api(images, threshold=None, include_overlay=False) -> list[dict]:
     """Several images -> one result per image, in order; an unreadable image gets {"file", "error"} instead."""
-    paths = [_payload_path(image) for image in (images or [])]
+    items = images if isinstance(images, list) else ([] if images is None else [images])
+    contents: list[bytes | str] = []
     try:
-        if not paths:
+        if not items:
             raise gr.Error("Please send at least one image.")
-        if len(paths) > MAX_BATCH:
-            raise gr.Error(f"At most {MAX_BATCH} images per batch; split the request.")
-        threshold = _check_threshold(threshold)
-        # Read every file before deleting any: the same content sent twice arrives as one cached path.
-        contents = []
-        for path in paths:
+        if len(items) > MAX_BATCH:
+            raise gr.Error(f"At most {MAX_BATCH} images per batch (got {len(items)}); split the request.")
+        for item in items:  # every upload is read (and deleted) before anything else can fail
             try:
-                contents.append(_read_bytes(path))
-            except gr.Error as error:
-                contents.append(error)
+                contents.append(read_upload(item))
+            except (UploadError, gr.Error) as error:
+                contents.append(getattr(error, "message", None) or str(error))
+        threshold = check_threshold(threshold)
+        include_overlay = check_flag(include_overlay, "include_overlay")
     finally:
-        for path in paths:
-            _discard_upload(path)
+        for item in items[len(contents):]:
+            LEDGER.discard(_upload_path(item))
     detector = get_detector()
     results = []
-    for path, data in zip(paths, contents):
-        name = Path(path).name
+    for item, data in zip(items, contents):
+        name = _file_name(item)
+        if isinstance(data, str):
+            results.append({"file": name, "error": data})
+            continue
         try:
-            if isinstance(data, gr.Error):
-                raise data
-            results.append({"file": name, **result_json(_decode(data), detector, threshold, bool(include_overlay))})
-        except gr.Error as error:
-            results.append({"file": name, "error": error.message})
+            results.append({"file": name, **result_json(decode(data), detector, threshold, include_overlay)})
+        except ImageError as error:
+            results.append({"file": name, "error": str(error)})
     return results
 
 
@@ -371,9 +380,12 @@ shows **where** in the face the evidence is (Grad-CAM heatmap).
 * It only looks at faces in still images: no video, audio or text.
 
 ## Privacy
-Uploaded photos are processed **in memory** and **not stored**: the file is deleted from the server as soon as it
-has been read, results are sent back inside the page, and nothing is logged or kept after the request.
-"""
+Uploaded photos are **not stored**. Each upload gets a private file that only its own request can read; the
+request reads it into memory and the file is **deleted when the request ends** (on this page **at most
+{preview:.0f} seconds later**, so that your photo's preview can load). A photo that is uploaded but never analysed is
+deleted after {ttl:.0f} seconds, and everything left when the server stops. Results are sent back inside the page;
+nothing is logged. Files over {size:.0f} MB are refused.
+""".format(preview=PREVIEW_KEEP_S, ttl=_TTL_S, size=MAX_UPLOAD_BYTES / 1e6)
 
 
 PLOTS = (
@@ -413,7 +425,7 @@ def model_tab(detector: Detector) -> tuple[str, str]:
         repo = _model_id[len("hf-hub:"):].partition("@")[0]
         lines.append(f"Model card: [huggingface.co/{repo}](https://huggingface.co/{repo})")
     elif card.is_file():
-        lines.append(f"Model card: `{card}` (shown at the bottom of this tab).")
+        lines.append("Model card: shown at the bottom of this tab.")
     else:
         lines.append("This model folder has no model card (README.md).")
     datasets = detector.config.get("dataset") or card_fields.get("datasets")
@@ -445,11 +457,7 @@ def model_tab(detector: Detector) -> tuple[str, str]:
 
 def on_load():
     """Page load: the model's threshold on the slider, the band sentence and the Model tab (loads the model once)."""
-    try:
-        detector = get_detector()
-    except gr.Error as error:
-        message = f"**{error.message}**"
-        return gr.update(), message, message, ""
+    detector = get_detector()
     markdown, plots = model_tab(detector)
     return gr.update(value=detector.threshold), band_text(detector.threshold), markdown, plots
 
@@ -469,8 +477,7 @@ def example_files() -> list[str]:
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="Deepfake face detector", delete_cache=(3600, 3600)) as demo:
-        # delete_cache: hourly sweep for uploads that never reached a handler (handlers delete their own at once).
+    with gr.Blocks(title="Deepfake face detector") as demo:
         gr.Markdown("# Deepfake face detector\nIs each face in a photo real or GAN-generated? Upload, paste or take a photo.")
         with gr.Tabs():
             with gr.Tab("Detect", id="detect"):
@@ -495,12 +502,13 @@ def build_demo() -> gr.Blocks:
                         photo = gr.HTML(elem_id="dfd-photo")
                         faces = gr.HTML(elem_id="dfd-faces")
 
-                _KEEP_SETS.append(image.keep_in_cache)  # the examples' cached copies
+                LEDGER.keep(image.keep_in_cache)  # the examples' cached copies: readable, never deleted
                 outputs = [summary, photo, faces, state]
-                # preprocess=False: the handler gets the uploaded file itself and decodes it with our rules.
+                # preprocess=False everywhere: handlers get raw values and check each one themselves; a file is read
+                # only through the upload ledger, which opens nothing but uploads it issued.
                 image.change(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")
                 button.click(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")
-                threshold.change(rethreshold_ui, [threshold, state], [summary, photo, faces, band], api_visibility="private")
+                threshold.change(rethreshold_ui, [threshold, state], [summary, photo, faces, band], preprocess=False, api_visibility="private")
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
@@ -518,8 +526,10 @@ def build_demo() -> gr.Blocks:
             api_results = gr.JSON(label="results")
             api_button = gr.Button()
             api_batch_button = gr.Button()
-        api_button.click(predict_api, [api_image, api_threshold, api_overlay], api_result, api_name="predict")
-        api_batch_button.click(predict_batch_api, [api_images, api_threshold, api_overlay], api_results, api_name="predict_batch")
+        api_button.click(predict_api, [api_image, api_threshold, api_overlay], api_result, api_name="predict", preprocess=False)
+        api_batch_button.click(
+            predict_batch_api, [api_images, api_threshold, api_overlay], api_results, api_name="predict_batch", preprocess=False
+        )
 
         demo.load(on_load, None, [threshold, band, model_markdown, model_plots], api_visibility="private")
     demo.queue(default_concurrency_limit=2, max_size=64)
@@ -529,13 +539,39 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 
+def serve(model_id: str) -> int:
+    """Load the model, then serve until SIGTERM/SIGINT; returns the exit status."""
+    try:
+        load_model(model_id)
+    except Exception as error:  # noqa: BLE001 - any load failure stops the deployment with its reason
+        print(f"error: the detector model could not be loaded from {model_id}: {error}", file=sys.stderr)
+        print("Check MODEL_ID or --model (a folder written by training.train, or hf-hub:ORG/NAME).", file=sys.stderr)
+        return 2
+    uploads.install_gradio_hook(LEDGER)
+    LEDGER.start_sweeper()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself.
+    demo.launch(
+        max_file_size=MAX_UPLOAD_BYTES,
+        show_error=False,
+        prevent_thread_lock=True,
+        app_kwargs={"middleware": [Middleware(SecurityHeadersMiddleware)]},
+    )
+    while not stop.wait(0.5):  # a timed wait, so the signal handler runs promptly
+        pass
+    demo.close()
+    uploads.remove_folder(UPLOAD_FOLDER)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the deepfake face detector app.")
     parser.add_argument("--model", help="model folder or hf-hub:ORG/NAME[@rev] (default: MODEL_ID or the bundled model)")
     args = parser.parse_args(argv)
-    if args.model:
-        set_model_id(args.model)
-    demo.launch()  # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(serve(args.model or _model_id))
 
 
 if __name__ == "__main__":

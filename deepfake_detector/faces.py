@@ -58,7 +58,7 @@ def detect_faces(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> l
 
     height, width = image.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
-    small = image if scale == 1.0 else cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    small = image if scale == 1.0 else cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     bgr = np.ascontiguousarray(small[:, :, ::-1])
     confidences, boxes, landmarks = yuface.detect(bgr, conf=min_confidence)
     faces = []

@@ -17,7 +17,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # before its pixels are allocated. 50 MP covers every phone camera on the market.
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 16
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO", "TIFF")
+# Longer side / shorter side: a face photo is never a 1:20 strip, and such strips shrink to nothing in detection.
+MAX_ASPECT_RATIO = 10.0
+# Pillow plugins allowed to open a file; every other format (TGA, PCX, EPS, TIFF, ...) is refused before decoding.
+# (The multi-picture JPEG that many phone cameras write, MPO, opens through the JPEG plugin.)
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+SUPPORTED_TEXT = "JPEG, PNG, WebP, BMP or GIF"
 
 
 class ImageError(ValueError):
@@ -43,11 +48,11 @@ def _open(source: bytes | str | Path | Image.Image) -> Image.Image:
             # Pillow's own bomb limit (~89 MP warning, ~179 MP error) is looser than MAX_PIXELS, which
             # load_image checks from the header before decoding; only Pillow's hard error can still fire here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError:
         raise ImageError(_too_large_message()) from None
     except UnidentifiedImageError:
-        raise ImageError("This file is not an image we can read (supported: JPEG, PNG, WebP, BMP, GIF).") from None
+        raise ImageError(f"This file is not an image we can read (supported: {SUPPORTED_TEXT}).") from None
     except Exception as error:  # a recognised format with a corrupt header (Pillow raises OSError, SyntaxError, ValueError, ...)
         raise ImageError(f"The image file is damaged or truncated and cannot be decoded ({error}).") from None
     return image
@@ -62,7 +67,8 @@ def load_image(source: bytes | str | Path | Image.Image) -> Image.Image:
     """Decode `source` to an upright 8-bit RGB PIL image, or raise `ImageError` with a clear reason.
 
     Handles EXIF orientation, CMYK, 16-bit, palette, alpha (composited on white) and animated
-    images (first frame); refuses more than `MAX_PIXELS` pixels and sides under `MIN_SIDE` px.
+    images (first frame); refuses formats outside `SUPPORTED_FORMATS`, more than `MAX_PIXELS` pixels,
+    sides under `MIN_SIDE` px and aspect ratios over `MAX_ASPECT_RATIO`, all from the header, before decoding.
     """
     image = _open(source)
     width, height = image.size
@@ -70,6 +76,11 @@ def load_image(source: bytes | str | Path | Image.Image) -> Image.Image:
         raise ImageError(_too_large_message(width, height))
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"The image is only {width}x{height} pixels; a face needs at least {MIN_SIDE}x{MIN_SIDE}.")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(
+            f"The image is {width}x{height} pixels, a strip more than {MAX_ASPECT_RATIO:g} times longer than wide; "
+            "please upload a photo or crop it."
+        )
     try:
         if getattr(image, "is_animated", False):
             image.seek(0)  # animated GIF/WebP: the first frame only

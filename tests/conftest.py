@@ -49,49 +49,76 @@ def upload_files(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file() and p.stat().st_size > 0}
 
 
-@pytest.fixture(scope="session")
-def live_app(model_dir: Path, tmp_path_factory):
-    """`python app.py` on a free localhost port with its own GRADIO_TEMP_DIR; yields a dict (url, temp_dir, baseline, files, log).
+class AppProcess:
+    """`python app.py` on a free localhost port, with its own upload root (GRADIO_TEMP_DIR)."""
 
-    baseline: the files in the upload folder once the app is up (Gradio's cached copies of the examples).
-    """
-    temp_dir = tmp_path_factory.mktemp("gradio-uploads")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MODEL_ID": str(model_dir),
-        "GRADIO_TEMP_DIR": str(temp_dir),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    env.pop("DATASET_DIR", None)
-    log = (tmp_path_factory.mktemp("app-log") / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    try:
+    def __init__(self, model: str | Path, upload_root: Path, log_path: Path, env: dict[str, str] | None = None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.upload_root = upload_root
+        self.env = {
+            **os.environ,
+            "MODEL_ID": str(model),
+            "GRADIO_TEMP_DIR": str(upload_root),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            **(env or {}),
+        }
+        self.env.pop("DATASET_DIR", None)
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180) -> "AppProcess":
+        deadline = time.monotonic() + timeout
         while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}; see {log.name}")
+            if self.process.poll() is not None:
+                pytest.fail(f"app.py exited with {self.process.returncode}: {self.log()[-2000:]}")
             try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
+                with urllib.request.urlopen(self.url, timeout=5):
+                    return self
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer on {url} within 180 s; see {log.name}")
-                time.sleep(1)
+                    pytest.fail(f"app.py did not answer on {self.url} within {timeout} s: {self.log()[-2000:]}")
+                time.sleep(0.5)
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def live_app(model_dir: Path, tmp_path_factory):
+    """One app for the session; yields a dict (url, temp_dir, baseline, files, log, process).
+
+    baseline: the files in the upload folder once the app is up (Gradio's cached copies of the examples).
+    UPLOAD_TTL_S is short so that tests can watch unread uploads go; the secret variable must never reach a reply.
+    """
+    temp_dir = tmp_path_factory.mktemp("gradio-uploads")
+    log = tmp_path_factory.mktemp("app-log") / "app.log"
+    app = AppProcess(model_dir, temp_dir, log, env={"UPLOAD_TTL_S": "6", "DFD_TEST_SECRET": "env-secret-3f9a1c"})
+    try:
+        app.wait_ready()
         yield {
-            "url": url,
+            "url": app.url,
             "temp_dir": temp_dir,
             "baseline": upload_files(temp_dir),
             "files": lambda: upload_files(temp_dir),  # the folder's non-empty files now
-            "log": log.name,
+            "log": str(log),
+            "process": app,
         }
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        app.stop()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from deepfake_detector.uploads import PREVIEW_KEEP_S
+
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,9 +46,20 @@ def page(chromium, live_app):
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
+        page.failed_responses = []  # every HTTP error the page meets (a deleted preview shows up here)
+        page.on("response", lambda r: page.failed_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(live_app["url"], wait_until="domcontentloaded")
         yield page
         browser.close()
+
+
+def _wait_until_deleted(live_app, seconds: float) -> set:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while (left := live_app["files"]() - live_app["baseline"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
 
 
 def test_upload_shows_verdict_and_heatmap(page, live_app, faces_dir, tmp_path):
@@ -64,8 +77,22 @@ def test_upload_shows_verdict_and_heatmap(page, live_app, faces_dir, tmp_path):
     screenshot = tmp_path / "detect.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    left = live_app["files"]() - live_app["baseline"]
+    # The photo's own preview in the upload box loaded (the upload is kept PREVIEW_KEEP_S for it), without errors.
+    preview = page.locator("#dfd-input img").first
+    assert preview.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert not page.failed_responses, page.failed_responses
+    left = _wait_until_deleted(live_app, PREVIEW_KEEP_S + 5)
     assert not left, f"the browser upload was left on disk: {sorted(map(str, left))}"
+
+
+def test_new_photo_on_a_shown_one_gives_one_clean_result(page, live_app, faces_dir):
+    """Dropping a second photo on the first: one new verdict, no error toast, the preview loads."""
+    page.locator("#dfd-input input[type=file]").set_input_files(str(sorted((faces_dir / "fake/stargan").glob("*.jpg"))[0]))
+    page.locator("#dfd-summary").get_by_text("Verdict:").wait_for()
+    page.wait_for_timeout(3000)  # a second (duplicate) run would show its error by now
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    assert page.locator("#dfd-input img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert not page.failed_responses, page.failed_responses
 
 
 def test_threshold_slider_redecides_without_reupload(page):

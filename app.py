@@ -481,7 +481,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# Deepfake face detector\nIs each face in a photo real or GAN-generated? Upload, paste or take a photo.")
         with gr.Tabs():
             with gr.Tab("Detect", id="detect"):
-                state = gr.State(None)
+                state = gr.State(None, time_to_live=900)  # a visitor's last analysis (~3 MB), dropped after 15 min
                 with gr.Row():
                     with gr.Column(scale=1):
                         image = gr.Image(
@@ -548,6 +548,7 @@ def serve(model_id: str) -> int:
         print("Check MODEL_ID or --model (a folder written by training.train, or hf-hub:ORG/NAME).", file=sys.stderr)
         return 2
     uploads.install_gradio_hook(LEDGER)
+    LEDGER.forget_hooks.append(demo.upload_file_set.discard)  # Gradio's own record of uploads would grow forever
     LEDGER.start_sweeper()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

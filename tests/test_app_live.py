@@ -192,7 +192,18 @@ BAD_INPUTS = {
     "one_pixel": (lambda face: _png_of((1, 1), "RGB"), "at least 16x16"),
     "huge_dimensions": (lambda face: _png_of((9000, 6000)), "limit is 50 megapixels"),
     "decompression_bomb": (lambda face: _png_of((20000, 12000)), "limit is 50 megapixels"),
+    "tall_strip": (lambda face: _png_of((16, 100000)), "strip more than 10 times"),
+    "wide_strip": (lambda face: _png_of((100000, 16)), "strip more than 10 times"),
+    "tga": (lambda face: _encoded(face, "TGA"), "not an image we can read"),
+    "pcx": (lambda face: _encoded(face, "PCX"), "not an image we can read"),
+    "tiff": (lambda face: _encoded(face, "TIFF"), "not an image we can read"),
 }
+
+
+def _encoded(face, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    face.save(buffer, format=fmt)
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
@@ -202,6 +213,30 @@ def test_bad_input_gives_clear_error(client, face, tmp_path, name, faces_dir):
     path.write_bytes(make(face))
     with pytest.raises(AppError, match=message):
         client.predict(handle_file(str(path)), api_name="/predict")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"threshold": "abc"}, "threshold must be a number"),
+        ({"threshold": [0.5]}, "threshold must be a number"),
+        ({"threshold": True}, "threshold must be a number"),
+        ({"threshold": -0.1}, "between 0 and 1"),
+        ({"include_overlay": "yes"}, "include_overlay must be true or false"),
+    ],
+    ids=["text", "list", "bool", "negative", "overlay_text"],
+)
+def test_bad_parameters_give_a_sentence(client, faces_dir, kwargs, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(faces_dir / "real/ffhq/bhunakit_r0.png")), api_name="/predict", **kwargs)
+
+
+def test_batch_limits(client, faces_dir):
+    photo = handle_file(str(faces_dir / "real/ffhq/bhunakit_r0.png"))
+    with pytest.raises(AppError, match="At most 16 images per batch"):
+        client.predict([photo] * 17, api_name="/predict_batch")
+    with pytest.raises(AppError, match="threshold must be"):
+        client.predict([photo], threshold="x", api_name="/predict_batch")
 
 
 def test_server_still_serves_after_bad_inputs(client, faces_dir):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detector.images import MAX_PIXELS, MIN_SIDE, ImageError, load_image, load_rgb_array
+from deepfake_detector.images import MAX_ASPECT_RATIO, MAX_PIXELS, MIN_SIDE, ImageError, load_image, load_rgb_array
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
@@ -106,3 +106,25 @@ def test_exif_orientation_is_applied(photo):
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF"])
 def test_supported_formats(photo, fmt):
     assert load_image(encode(photo, fmt)).mode == "RGB"
+
+
+@pytest.mark.parametrize("size", [(16, 100000), (100000, 16), (int(32 * MAX_ASPECT_RATIO) + 1, 32)])
+def test_strips_are_refused_before_decoding(size):
+    with pytest.raises(ImageError, match=f"more than {MAX_ASPECT_RATIO:g} times"):
+        load_image(encode(Image.new("1", size), "PNG"))
+
+
+def test_aspect_ratio_at_the_limit_decodes():
+    assert load_image(encode(Image.new("RGB", (int(32 * MAX_ASPECT_RATIO), 32)), "PNG")).size == (320, 32)
+
+
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "TIFF", "PPM", "ICO"])
+def test_formats_outside_the_list_are_refused(photo, fmt):
+    with pytest.raises(ImageError, match="not an image we can read"):
+        load_image(encode(photo.resize((64, 64)), fmt))
+
+
+def test_phone_multi_picture_jpeg_decodes(photo):
+    data = encode(photo, "MPO", save_all=True, append_images=[photo])
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    assert load_image(data).size == photo.size

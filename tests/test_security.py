@@ -211,6 +211,9 @@ def test_same_photo_from_eight_clients_at_once(live_app, faces_dir):
     assert len(outcomes) == 8 and not [o for o in outcomes if o.startswith("failed")], outcomes
     assert len(set(outcomes)) == 1  # the same photo, the same verdict
     assert not wait_until_empty(live_app)
+    # Nothing at all left behind, empty multipart temp files included (only the examples and the owner lock stay).
+    everything = {p for p in live_app["temp_dir"].rglob("*") if p.is_file() and p.name != ".owner.lock"}
+    assert everything == live_app["baseline"], sorted(map(str, everything - live_app["baseline"]))
 
 
 def test_same_batch_item_twice(live_app, faces_dir):
@@ -340,3 +343,13 @@ def test_unloadable_model_stops_the_start(model_dir, tmp_path, make):
     assert code != 0
     assert "could not be loaded" in app.log()
     assert not list((tmp_path / "uploads").glob("app-*/*/*")), "nothing should be left by a failed start"
+
+
+def test_examples_are_readable_and_survive(live_app, config):
+    """A bundled example (Gradio's cached copy, in the upload folder) is analysed, and stays for the next visitor."""
+    (dataset,) = [c for c in config["components"] if c["type"] == "dataset"]
+    example = dataset["props"]["samples"][0][0]
+    for _ in range(2):
+        reply = call(live_app["url"], "detect_ui", [example, 0.5, None])
+        assert "Verdict:" in reply, reply[:300]
+    assert Path(example["path"]).is_file()

@@ -37,10 +37,10 @@ UPLOAD_FOLDER = uploads.process_folder(_UPLOAD_ROOT)
 os.environ["GRADIO_TEMP_DIR"] = str(UPLOAD_FOLDER)
 atexit.register(uploads.remove_folder, UPLOAD_FOLDER)
 
-import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from deepfake_detector.draw import COLOURS, THUMB_SIDE, annotate, data_uri, fit, thumb  # noqa: E402
 from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from deepfake_detector.images import SUPPORTED_TEXT, ImageError, load_rgb_array  # noqa: E402
@@ -53,9 +53,7 @@ EXAMPLES_DIR = APP_DIR / "examples"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 # Longest side of the annotated photo sent back to the browser (data URI size), and of each face thumbnail.
 DISPLAY_MAX_SIDE = 1024
-THUMB_SIDE = 192
 MAX_BATCH = 16
-COLOURS = {"Fake": (220, 38, 38), "Real": (22, 163, 74), "Uncertain": (245, 158, 11)}  # RGB
 
 log = logging.getLogger("deepfake_detector.app")
 # UPLOAD_TTL_S: how long an upload that no request reads may stay (default UNCLAIMED_TTL_S); stalled partial uploads
@@ -141,48 +139,6 @@ def check_flag(value, name: str) -> bool:
     return value
 
 
-# ---------------------------------------------------------------- pictures as data URIs (never written to disk)
-
-
-def _data_uri(image: np.ndarray, fmt: str = "jpeg") -> str:
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(f".{'jpg' if fmt == 'jpeg' else fmt}", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpeg" else [])
-    if not ok:
-        raise ValueError(f"Could not encode the image as {fmt}.")
-    return f"data:image/{fmt};base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
-
-
-def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    scale = min(1.0, max_side / max(image.shape[:2]))
-    if scale == 1.0:
-        return image, 1.0
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
-
-
-def _thumb(image: np.ndarray) -> np.ndarray:
-    return cv2.resize(image, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA if image.shape[0] > THUMB_SIDE else cv2.INTER_LINEAR)
-
-
-def _annotate(image: np.ndarray, scale: float, faces: list[tuple[list[int], str]], face_found: bool) -> np.ndarray:
-    """A copy of `image` (already scaled by `scale`) with one box per face, coloured by verdict and numbered."""
-    canvas = image.copy()
-    thickness = max(2, round(max(canvas.shape[:2]) / 250))
-    for number, (box, verdict) in enumerate(faces, start=1):
-        if not face_found:
-            break  # the whole image was classified: a frame around everything says nothing
-        x, y, w, h = (round(v * scale) for v in box)
-        colour = COLOURS[verdict]
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-        label = f"{number} {verdict}"
-        font_scale = max(0.5, thickness / 3)
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-        top = max(0, y - th - 6)
-        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + 6), colour, -1)
-        cv2.putText(canvas, label, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return canvas
-
-
 # ---------------------------------------------------------------- the analysis a session keeps in memory
 
 
@@ -203,7 +159,7 @@ class Analysis:
 def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
     """predict() with Grad-CAM, turned into what the page shows."""
     prediction = predict(rgb, detector, explain=True)
-    display, scale = _fit(rgb, DISPLAY_MAX_SIDE)
+    display, scale = fit(rgb, DISPLAY_MAX_SIDE)
     return Analysis(
         display=display,
         scale=scale,
@@ -211,8 +167,8 @@ def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
         face_found=prediction.face_found,
         boxes=[face.box for face in prediction.faces],
         probabilities=[face.fake_probability for face in prediction.faces],
-        crops=[_data_uri(_thumb(face.crop)) for face in prediction.faces],
-        heatmaps=[_data_uri(_thumb(face.overlay)) for face in prediction.faces],
+        crops=[data_uri(thumb(face.crop)) for face in prediction.faces],
+        heatmaps=[data_uri(thumb(face.overlay)) for face in prediction.faces],
     )
 
 
@@ -242,8 +198,8 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
             f"Fake probability: **{top:.2f}**. The model was trained on face crops; treat this result with extra caution."
         )
     summary += f"\n\nThreshold {threshold:.2f}, uncertain band ± {UNCERTAIN_BAND:.2f}. Model: `{analysis.model}`."
-    photo = _annotate(analysis.display, analysis.scale, list(zip(analysis.boxes, verdicts)), analysis.face_found)
-    photo_html = f'<img class="dfd-photo" src="{_data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
+    photo = annotate(analysis.display, analysis.scale, list(zip(analysis.boxes, verdicts)) if analysis.face_found else [])
+    photo_html = f'<img class="dfd-photo" src="{data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
     cards = []
     for number, (crop, heatmap, p, verdict) in enumerate(zip(analysis.crops, analysis.heatmaps, analysis.probabilities, verdicts), start=1):
         r, g, b = COLOURS[verdict]
@@ -297,11 +253,11 @@ def result_json(rgb: np.ndarray, detector: Detector, threshold: float | None = N
     prediction: Prediction = predict(rgb, detector, threshold=threshold, explain=include_overlay)
     result = prediction.to_json()
     if include_overlay:
-        display, scale = _fit(rgb, DISPLAY_MAX_SIDE)
+        display, scale = fit(rgb, DISPLAY_MAX_SIDE)
         boxes = [(face.box, face.verdict) for face in prediction.faces]
-        result["overlay"] = _data_uri(_annotate(display, scale, boxes, prediction.face_found))
+        result["overlay"] = data_uri(annotate(display, scale, boxes if prediction.face_found else []))
         for face_json, face in zip(result["faces"], prediction.faces):
-            face_json["heatmap"] = _data_uri(_thumb(face.overlay))
+            face_json["heatmap"] = data_uri(thumb(face.overlay))
     return result
 
 

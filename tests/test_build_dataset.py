@@ -8,6 +8,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training import build_dataset
@@ -30,7 +31,20 @@ def _pick(rows: list[dict]) -> list[dict]:
     picked += [r for r in rows if r["source"] == "ffhq"][:12]
     picked += [r for r in rows if r["source"] == "tpdne"][:12]
     picked += [r for r in rows if r["source"] == "stylegan2" and "seed6600" in r["path"]]
+    picked += [r for r in rows if Path(r["path"]).name in PHOTOS]
     return picked
+
+
+# Whole photos: Biden's has three detections (his face and two in the painting behind him), Obama has two photos,
+# Kit Harington one photo named after his role (johnsnow) and one after himself.
+PHOTOS = {
+    "facerec_ex_knn_ex_train_biden_biden2.jpg",
+    "facerec_ex_obama.jpg",
+    "facerec_ex_obama_small.jpg",
+    "facerec_ex_knn_ex_test_johnsnow_test1.jpg",
+    "facerec_ex_knn_ex_train_kit_harington_john2.jpeg",
+    "gfpgan_Adele_crop.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +95,7 @@ def test_original_bytes_are_kept(built, corpus):
     """`image` holds the file's own bytes, not a re-encoding."""
     import hashlib
 
-    row = load_built_dataset(built)["train"][0]
+    row = next(row for row in load_built_dataset(built)["train"] if row["face_index"] == -1)
     assert hashlib.sha256(row["image"]["bytes"]).hexdigest() == row["sha256"]
     assert (corpus / row["path"]).read_bytes() == row["image"]["bytes"]
 
@@ -168,3 +182,72 @@ def test_dataset_card_parses_and_counts_come_from_the_data(built):
     assert card.data.size_categories == ["n<1K"]
     assert f"**{n}** face images" in card.text
     assert "non-commercial" in card.text.lower()
+
+
+@pytest.mark.parametrize(
+    "name, person",
+    [
+        ("facerec_ex_knn_ex_train_biden_biden2.jpg", "biden"),
+        ("facerec_ex_biden.jpg", "biden"),
+        ("facerec_ex_alex-lacamoire.png", "alex_lacamoire"),
+        ("facerec_ex_knn_ex_test_alex_lacamoire1.jpg", "alex_lacamoire"),
+        ("facerec_ex_knn_ex_train_alex_lacamoire_img1.jpg", "alex_lacamoire"),
+        ("facerec_test_obama3.jpg", "obama"),
+        ("facerec_ex_obama_small.jpg", "obama"),
+        ("facerec_ex_knn_ex_test_johnsnow_test1.jpg", "kit_harington"),
+        ("facerec_ex_knn_ex_train_kit_harington_john1.jpeg", "kit_harington"),
+        ("facenet_angelina_jolie_1.jpg", "angelina_jolie"),
+        ("gfpgan_Julia_Roberts_crop.png", "julia_roberts"),
+        ("photomaker_scarlett_0.jpg", "scarlett_johansson"),
+        ("photomaker_yangmi_2.jpeg", "yang_mi"),
+    ],
+)
+def test_person_named_in_photo_file(name, person):
+    """Photos are grouped by the person in the file name, whatever the origin's naming scheme."""
+    from training.sources import person_in_file
+
+    assert person_in_file(name) == person
+
+
+def test_every_corpus_photo_names_a_known_person():
+    """The corpus' 34 photos name 16 people; a new naming scheme that parses to a fragment fails here."""
+    from training.sources import person_in_file
+
+    people = {person_in_file(file.name) for file in (FACES / "real").glob("photo_*/*")}
+    assert len(people) == 16
+    assert all(len(person) > 3 and not person[-1].isdigit() for person in people), people
+
+
+def test_photo_rows_are_the_crops_predict_classifies(built, corpus):
+    """One row per face, pixel for pixel the crop `predict()` feeds the model, in its order, with its square."""
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import predict
+
+    detector = load_detector(Path(__file__).resolve().parents[1] / "models" / "deepfake-detector-effnet-lite0")
+    dataset = load_built_dataset(built)
+    rows = [row for split in dataset for row in dataset[split] if row["source"].startswith("photo_")]
+    assert sorted({row["path"].split("#")[0].rsplit("/", 1)[1] for row in rows}) == sorted(PHOTOS)
+    assert len(rows) == len(PHOTOS) + 2  # Biden's photo gives three rows
+    for row in rows:
+        photo = load_rgb_array((corpus / row["path"].split("#face=")[0]).read_bytes())
+        face = predict(photo, detector).faces[row["face_index"]]
+        assert row["path"].endswith(f"#face={row['face_index']}")
+        assert row["crop_box"] == face.crop_box
+        assert np.array_equal(load_rgb_array(row["image"]["bytes"]), face.crop)
+        x, y, w, h = row["face_box"]
+        assert [x + face.crop_box[0], y + face.crop_box[1], w, h] == face.box  # box stored in the crop's pixels
+
+
+def test_photo_people_stay_in_one_split(built):
+    """Both Obama photos, and Kit Harington's photo under his role's name, share a group and so a split."""
+    dataset = load_built_dataset(built)
+    split_of = {}
+    for split in dataset:
+        for row in dataset[split]:
+            if row["source"].startswith("photo_"):
+                split_of.setdefault(row["group"], set()).add(split)
+    assert set(split_of) == {"person:biden", "person:obama", "person:kit_harington", "person:adele"}
+    assert all(len(splits) == 1 for splits in split_of.values()), split_of
+    report = json.loads((built / "report.json").read_text())
+    assert report["photos"]["photo_facerec"] == {"photos": 5, "faces": 7, "no_face": 0, "people": 3, "max_faces": 3}

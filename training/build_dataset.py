@@ -4,6 +4,10 @@
     python -m training.build_dataset --source 0-CelebA.zip --source 1-STARGAN.zip ... --output DIR \
         --push_to_hub --hub_dataset_id ORG/NAME
 
+`photo_*` sources (whole photos of people) go through the app's face detection and cropping (`detect_faces` +
+`crop_face` at `FACE_CROP_SCALE`, the calls `deepfake_detector.predict.predict` makes): one row per face, holding the
+square crop the model sees at inference (lossless PNG), grouped by the person named in the file name.
+
 Output: DIR/arrow (`save_to_disk`), DIR/data/*.parquet + DIR/README.md (the layout `push_to_hub` uploads, the
 rendered dataset card), DIR/report.md and DIR/report.json (counts per split x label x source, skipped files and
 duplicates). Splits are 80/10/10, stratified by label and source, grouped so that one person or latent never
@@ -25,11 +29,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from deepfake_detector.images import ImageError, image_info, load_rgb_array
-from training.sources import SourceFile, group_key, iter_source_files
+from training.sources import SourceFile, group_key, is_photo_source, iter_source_files
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 MAX_SHARD_BYTES = 400 * 1024 * 1024
+# The most faces `predict()` classifies in one photo (its `max_faces` default): a photo gives at most this many rows.
+MAX_FACES_PER_PHOTO = 20
 
 
 @dataclass
@@ -39,6 +45,7 @@ class BuildReport:
     duplicates: list = field(default_factory=list)  # {path, duplicate_of}
     resolutions: dict = field(default_factory=dict)  # source -> "WxH" -> n
     formats: dict = field(default_factory=dict)  # source -> format -> n
+    photos: dict = field(default_factory=dict)  # photo_* source -> {"photos", "faces", "no_face", "people", "max_faces"}
 
     def to_markdown(self) -> str:
         lines = ["| split | label | source | images |", "|---|---|---|---:|"]
@@ -50,6 +57,11 @@ class BuildReport:
         lines.append("")
         lines.append("Totals: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
         lines.append(f"Skipped files: {len(self.skipped)}; exact duplicates dropped: {len(self.duplicates)}")
+        for source, stats in sorted(self.photos.items()):
+            lines.append(
+                f"- {source}: {stats['photos']} photos of {stats['people']} people -> {stats['faces']} face rows "
+                f"({stats['no_face']} photos without a face kept whole; at most {stats['max_faces']} faces in one photo)"
+            )
         for item in self.skipped:
             lines.append(f"- skipped `{item['path']}`: {item['reason']}")
         for item in self.duplicates[:50]:
@@ -57,43 +69,87 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def inspect_file(file: SourceFile, detect: bool = True) -> dict:
-    """Read, hash and fully decode one file; find its face. Returns a record or {"error": reason}."""
+def inspect_file(file: SourceFile, detect: bool = True) -> list[dict]:
+    """Read, hash and fully decode one file; find its faces. Returns its rows (one per face for a `photo_*` source,
+    else one) or [{"error": reason}]."""
     try:
         data = file.read()
     except OSError as error:
-        return {"path": file.path, "error": f"cannot read: {error}"}
+        return [{"path": file.path, "error": f"cannot read: {error}"}]
     try:
         width, height, fmt = image_info(data)
         pixels = load_rgb_array(data)  # decodes every pixel: catches truncated files
     except ImageError as error:
-        return {"path": file.path, "error": str(error)}
-    face_box, landmarks = [], []
-    if detect:
-        from deepfake_detector.faces import detect_faces
-
-        faces = detect_faces(pixels)
-        if faces:
-            face_box = list(faces[0].box)
-            landmarks = [coordinate for point in faces[0].landmarks for coordinate in point]
-    return {
+        return [{"path": file.path, "error": str(error)}]
+    record = {
         "image": {"bytes": data, "path": Path(file.path).name},
         "label": file.label,
         "source": file.source,
         "group": group_key(file),
         "sha256": hashlib.sha256(data).hexdigest(),
+        "file_sha256": hashlib.sha256(data).hexdigest(),
         "width": width,
         "height": height,
         "format": fmt,
         "path": file.path,
         "origin_repo": file.origin_repo,
         "license_note": file.license_note,
-        "face_box": face_box,
-        "landmarks": landmarks,
+        "face_box": [],
+        "landmarks": [],
+        "face_index": -1,
+        "crop_box": [],
     }
+    if is_photo_source(file.source):
+        return photo_face_rows(record, pixels)
+    if detect:
+        from deepfake_detector.faces import detect_faces
+
+        faces = detect_faces(pixels)
+        if faces:
+            record["face_box"] = list(faces[0].box)
+            record["landmarks"] = [coordinate for point in faces[0].landmarks for coordinate in point]
+    return [record]
 
 
-def _inspect(args: tuple[SourceFile, bool]) -> dict:
+def photo_face_rows(record: dict, pixels) -> list[dict]:
+    """One row per face of a whole photo, cropped exactly as `predict()` crops it; the row's image is that crop
+    (PNG, so the only compression the model sees is the canonical face's), its `face_box`/`landmarks` are in the
+    crop's pixels, `crop_box` is the square in the photo and `face_index` the face's rank (largest first). A photo in
+    which no face is found gives one row, the whole photo (face_index -1), as `predict()` then classifies the whole
+    image."""
+    import cv2
+
+    from deepfake_detector.faces import FACE_CROP_SCALE, crop_box, crop_face, detect_faces
+
+    faces = detect_faces(pixels)[:MAX_FACES_PER_PHOTO]
+    rows = []
+    for index, face in enumerate(faces):
+        x0, y0, x1, y1 = crop_box(face.box, pixels.shape, FACE_CROP_SCALE)
+        crop = crop_face(pixels, face.box, FACE_CROP_SCALE)  # (side, side, 3) RGB
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ValueError(f"PNG encoding of face {index} of {record['path']} failed")
+        data = encoded.tobytes()
+        x, y, w, h = face.box
+        rows.append(
+            record
+            | {
+                "image": {"bytes": data, "path": f"{Path(record['path']).stem}_face{index}.png"},
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "width": crop.shape[1],
+                "height": crop.shape[0],
+                "format": "PNG",
+                "path": f"{record['path']}#face={index}",
+                "face_box": [x - x0, y - y0, w, h],
+                "landmarks": [c - offset for point in face.landmarks for c, offset in zip(point, (x0, y0))],
+                "face_index": index,
+                "crop_box": [x0, y0, x1, y1],
+            }
+        )
+    return rows or [record]
+
+
+def _inspect(args: tuple[SourceFile, bool]) -> list[dict]:
     return inspect_file(*args)
 
 
@@ -108,15 +164,16 @@ def collect(sources: list[str], detect: bool = True, num_proc: int = 2) -> tuple
             results = list(tqdm(pool.map(_inspect, jobs, chunksize=64), total=len(jobs), desc="Reading images", unit="img"))
     else:
         results = [_inspect(job) for job in tqdm(jobs, desc="Reading images", unit="img")]
-    for result in results:
-        if "error" in result:
-            report.skipped.append({"path": result["path"], "reason": result["error"]})
+    for rows in results:
+        first = rows[0]
+        if "error" in first:
+            report.skipped.append({"path": first["path"], "reason": first["error"]})
             continue
-        if result["sha256"] in seen:
-            report.duplicates.append({"path": result["path"], "duplicate_of": seen[result["sha256"]]})
+        if first["file_sha256"] in seen:  # duplicates are files: a photo's face rows stay or go together
+            report.duplicates.append({"path": first["path"].split("#face=")[0], "duplicate_of": seen[first["file_sha256"]]})
             continue
-        seen[result["sha256"]] = result["path"]
-        records.append(result)
+        seen[first["file_sha256"]] = first["path"].split("#face=")[0]
+        records.extend(rows)
     return records, report
 
 
@@ -150,16 +207,29 @@ def assign_splits(records: list[dict], seed: int = 0, fractions: tuple[float, ..
 def build_dataset_dict(records: list[dict], split_of: list[str]):
     import datasets
 
-    from training.data import features
-
     by_split = {split: [r for r, s in zip(records, split_of) if s == split] for split in SPLITS}
-    columns = list(features().keys())
+    schema = row_features()
+    columns = list(schema.keys())
     return datasets.DatasetDict(
         {
-            split: datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=features())
+            split: datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns}, features=schema)
             for split, rows in by_split.items()
         }
     )
+
+
+def row_features():
+    """`training.data.features()` plus where a photo's face row came from: `face_index` (rank of the face in its
+    photo, largest first; -1 for a row that is a whole file) and `crop_box` (x0, y0, x1, y1 of the crop in the
+    photo; empty for whole files)."""
+    import datasets
+
+    from training.data import features
+
+    schema = features()
+    schema["face_index"] = datasets.Value("int32")
+    schema["crop_box"] = datasets.Sequence(datasets.Value("int32"))
+    return schema
 
 
 def summarize(records: list[dict], split_of: list[str], report: BuildReport) -> BuildReport:
@@ -172,6 +242,23 @@ def summarize(records: list[dict], split_of: list[str], report: BuildReport) -> 
     report.counts = {s: {l: dict(c) for l, c in labels.items()} for s, labels in counts.items()}
     report.resolutions = {k: dict(v) for k, v in resolutions.items()}
     report.formats = {k: dict(v) for k, v in formats.items()}
+    photos = defaultdict(lambda: {"files": Counter(), "people": set(), "no_face": 0})
+    for record in records:
+        if is_photo_source(record["source"]):
+            stats = photos[record["source"]]
+            stats["files"][record["file_sha256"]] += 1
+            stats["people"].add(record["group"])
+            stats["no_face"] += record["face_index"] < 0
+    report.photos = {
+        source: {
+            "photos": len(stats["files"]),
+            "faces": sum(stats["files"].values()) - stats["no_face"],
+            "no_face": stats["no_face"],
+            "people": len(stats["people"]),
+            "max_faces": max(stats["files"].values()),
+        }
+        for source, stats in photos.items()
+    }
     return report
 
 
@@ -193,7 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--source", action="append", required=True, help="a <label>/<source>/ folder or an ICIAP zip; repeatable")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no_detect_faces", action="store_true", help="skip the face/landmark pass (faster; no blackout augmentation)")
+    parser.add_argument("--no_detect_faces", action="store_true", help="skip the face/landmark pass on face crops (faster; no blackout augmentation); photo_* sources are always detected, their rows are faces")
     parser.add_argument("--num_proc", type=int, default=2)
     parser.add_argument("--push_to_hub", action="store_true")
     parser.add_argument("--hub_dataset_id", help="ORG/NAME on the Hugging Face Hub")

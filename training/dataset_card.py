@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from deepfake_detector.faces import FACE_CROP_SCALE
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -78,14 +80,63 @@ def render_dataset_card(report, seed: int = 0, sources: list[str] | None = None)
     n_real = sum(n for (label, _), n in per_source.items() if label == "real")
     n_fake = total - n_real
     source_list = ", ".join(f"`{s}`" for s in (sources or []))
+    photos = getattr(report, "photos", {}) or {}
+    photo_rows = "\n".join(
+        f"| {source} | {stats['photos']} | {stats['people']} | {stats['faces']} | {stats['no_face']} | {stats['max_faces']} |"
+        for source, stats in sorted(photos.items())
+    )
+    has_sd21 = any(source == "sd21" for (_, source) in per_source)
+    diffusion_confound = (
+        "\n- **Diffusion (sd21):** one generator, one prompt template, 768-px JPEG, many children and studio-like lighting:"
+        "\n  \"768-px JPEG = fake\" and \"studio portrait = fake\" are shortcuts; canonicalise and judge it per source."
+        if has_sd21
+        else ""
+    )
+    photo_confound = (
+        f"\n- **Everyday photos:** only {sum(s['photos'] for s in photos.values())} photos of "
+        f"{sum(s['people'] for s in photos.values())} people, so their test split holds a handful of faces; \"real\" is"
+        "\n  inferred from their use as recognition/restoration inputs (promotional photos are likely retouched, the GFPGAN"
+        "\n  inputs are degraded scans)."
+        if photos
+        else ""
+    )
+    identity_sentence = (
+        "The only names are those of the public figures in the `photo_*` photos, kept in `group` (`person:<name>`, from"
+        "\nthe file name) because splits must keep each person in one split; no other identity labels are included."
+        if photos
+        else "No names or identity labels are included."
+    )
+    photo_section = (
+        f"""
+## Everyday photos (`photo_*`): one row per face
+
+Whole photos of people (press, red-carpet, portrait and old scanned photos) are what visitors upload, so they enter
+the dataset the way the app sees them: libfacedetection (yuface) finds the faces, each face is cropped to the square
+`deepfake_detector.predict.predict` classifies (`crop_face`, {FACE_CROP_SCALE} x the detector box), and that crop is
+the row's `image` (lossless PNG: the only compression the model then sees is the canonical face's JPEG q75).
+`face_index` is the face's rank in its photo (largest first, as the app orders faces), `crop_box` the square in the
+photo, `face_box` and `landmarks` are in the crop's pixels, `path` is `<file>#face=<index>`, `sha256` hashes the
+crop (duplicates are dropped by the photo's own hash). All photos of one person, named in the file name, are one
+group, so no person is in two splits. Every face the detector returns is kept, false detections included (the app
+classifies them too).
+
+| source | photos | people | face rows | photos without a face (kept whole) | most faces in one photo |
+|---|---:|---:|---:|---:|---:|
+{photo_rows}
+"""
+        if photos
+        else ""
+    )
     return _header(total) + f"""
 # Real and GAN-generated faces
 
 A labelled set of **{total}** face images (**{n_real} real**, **{n_fake} fake**) for training and testing deepfake face
 detectors in the setting of the ICIAP 2022 Face Deepfake Detection Challenge: real faces from CelebA, CelebA-HQ and FFHQ;
-fakes from StarGAN, AttGAN (attribute edits of CelebA faces), StyleGAN, StyleGAN2 (incl. thispersondoesnotexist.com) and a
-few Stable Diffusion 1.5 faces. Every image keeps its **original file bytes** (not re-encoded), so format and
-compression can be studied, and must be normalised by whoever trains on it (see *Known confounds*).
+fakes from StarGAN, AttGAN (attribute edits of CelebA faces), StyleGAN, StyleGAN2 (incl. thispersondoesnotexist.com) and
+diffusion models where the sources include them (Stable Diffusion 1.5 and 2.1 faces); plus, where the sources include
+`photo_*` folders, the faces of everyday photos of people (see *Everyday photos*). Every face-crop image keeps its
+**original file bytes** (not re-encoded), so format and compression can be studied, and must be normalised by whoever
+trains on it (see *Known confounds*).
 
 **Licence: non-commercial research only.** CelebA, CelebA-HQ and FFHQ-derived images and the StyleGAN outputs are
 distributed by their owners under non-commercial terms (CelebA agreement; FFHQ CC BY-NC-SA 4.0; NVIDIA Source Code
@@ -113,11 +164,13 @@ rendered at two truncations; a StyleGAN interpolation) fall in the same split. T
 and 256-px StarGAN grids form one group. Exact duplicates (same sha256) are kept once ({len(report.duplicates)} dropped);
 unreadable files are skipped and listed in the build report ({len(report.skipped)} skipped).
 
+{photo_section}
 ## Features
 
-`image` (original bytes), `label` (ClassLabel: real=0, fake=1), `source`, `group` (leakage group), `sha256`, `width`,
+`image` (original bytes; for faces cut from whole photos, the crop), `label` (ClassLabel: real=0, fake=1), `source`, `group` (leakage group), `sha256`, `width`,
 `height`, `format`, `path`, `origin_repo`, `license_note`, `face_box` (x, y, w, h of the first face found by
-libfacedetection/yuface, empty if none) and `landmarks` (its five points: eyes, nose tip, mouth corners).
+libfacedetection/yuface, empty if none) and `landmarks` (its five points: eyes, nose tip, mouth corners), `face_index` and
+`crop_box` (for the faces cut from whole photos; -1 and empty for every other row).
 
 ## How it was built
 
@@ -129,7 +182,7 @@ detector, assigns groups and splits, and writes `save_to_disk` and Parquet shard
 ## Personal and sensitive information
 
 These are photographs of real people (CelebA: celebrities; FFHQ: Flickr users) and synthetic faces that resemble real
-people. No names or identity labels are included. Do not use this dataset to identify people, to infer sensitive
+people. {identity_sentence} Do not use this dataset to identify people, to infer sensitive
 attributes, or for surveillance. Attribute edits (StarGAN/AttGAN) change hair colour, gender and age appearance.
 
 ## Known confounds
@@ -141,7 +194,7 @@ attributes, or for surveillance. Attribute edits (StarGAN/AttGAN) change hair co
   identifies its origin.
 - **Identity and domain:** StarGAN/AttGAN reals and fakes show the same people (good: identity is not a shortcut
   within those sources); the 1024-px reals are CelebA-HQ celebrities while the 1024-px fakes are FFHQ-trained StyleGANs.
-- **Imbalance:** StarGAN dominates the fakes; sample or weight by source.
+- **Imbalance:** StarGAN dominates the fakes; sample or weight by source.{diffusion_confound}{photo_confound}
 
 ## What is missing against the ICIAP 2022 challenge
 

@@ -101,6 +101,33 @@ STARGAN_GRID = re.compile(r"stargan_celeba_(128|256)/results/(?P<n>\d+)-images\.
 CELEBA_ID = re.compile(r"(?P<id>\d{6})\.jpg$")
 SEED = re.compile(r"_seed(?P<seed>\d+)")
 
+# `photo_*` sources are whole photos of people (what visitors upload), not face crops: the builder runs them through
+# the app's face detection and keeps one row per face (see training.build_dataset.inspect_photo).
+PHOTO_SOURCE_PREFIX = "photo_"
+# File-name prefixes of the photo sources (origin repo + folder), removed before reading the person's name.
+PHOTO_NAME_PREFIX = re.compile(r"^(facenet|facerec_test|facerec(_ex)?(_knn_ex_(train|test))?|gfpgan|photomaker)_", re.IGNORECASE)
+# Trailing image numbers and labels: `_1`, `2`, `_img1`, `_test1`, `_crop`, `_small`, and face_recognition's
+# `_john1` (Kit Harington's training photos are named after his role) and `_biden2`.
+PHOTO_NAME_SUFFIX = re.compile(r"(_(crop|small|img\d*|test\d*|john\d*|biden\d*)|_?\d+)$", re.IGNORECASE)
+# Different names for one person in the file names: `johnsnow_test1` is Kit Harington as Jon Snow.
+PERSON_ALIASES = {"johnsnow": "kit_harington", "scarlett": "scarlett_johansson", "yangmi": "yang_mi"}
+
+
+def is_photo_source(source: str) -> bool:
+    return source.startswith(PHOTO_SOURCE_PREFIX)
+
+
+def person_in_file(name: str) -> str:
+    """The person a `photo_*` file is named after, normalised: `facerec_ex_knn_ex_train_biden_biden2.jpg` -> `biden`,
+    `facerec_ex_alex-lacamoire.png` and `..._test_alex_lacamoire1.jpg` -> `alex_lacamoire`."""
+    stem = PHOTO_NAME_PREFIX.sub("", Path(name).stem).lower().replace("-", "_")
+    while True:
+        shorter = PHOTO_NAME_SUFFIX.sub("", stem)
+        if shorter == stem or not shorter:
+            break
+        stem = shorter
+    return PERSON_ALIASES.get(stem, stem)
+
 
 def group_key(file: SourceFile) -> str:
     """Images that share a person or a latent get one key, so a split never holds the same face twice.
@@ -110,8 +137,11 @@ def group_key(file: SourceFile) -> str:
     - AttGAN tiles: every tile of one CelebA test id (input, reconstruction and edits) is one person.
     - StyleGAN2 files with the same seed at different truncation share a latent; the StyleGAN interpolation frames
       are one latent path.
+    - `photo_*` files: every photo of one person (by the name in the file name, `person_in_file`), across sources.
     - Anything else is its own group.
     """
+    if is_photo_source(file.source):
+        return f"person:{person_in_file(file.path)}"
     origin = file.origin_path
     tile = GRID_TILE.match(origin)
     if tile:

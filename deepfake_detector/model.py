@@ -1,7 +1,17 @@
 """Load a detector: a timm model folder in the layout the Hugging Face Hub holds, locally or as `hf-hub:ORG/NAME[@rev]`.
 
 The folder holds `config.json` (timm's: `architecture`, `num_classes`, `label_names`, `pretrained_cfg`; ours on
-top: `threshold`, `temperature`, `canonical_size`, ...) and `model.safetensors`. Only safetensors are loaded.
+top: `threshold`, `uncertain_band`, `calibration`, `canonical_size`, ...) and `model.safetensors`. Only safetensors
+are loaded.
+
+How logits become the displayed P(fake) (`calibrated_fake_probability`), by `config["calibration"]["method"]`:
+
+- `"platt"`: sigmoid(slope * margin + intercept), margin = logit(fake) - logit(real);
+- `"isotonic"`: piecewise-linear interpolation of the margin through the fitted (`margins`, `probabilities`) knots;
+- absent (folders written before either existed): softmax(logits / `temperature`).
+
+Platt and isotonic maps are fitted class-balanced on validation (`training.calibration`), so the displayed
+probability crosses 0.5 where a real and a fake face are equally likely and the decision threshold is 0.5.
 """
 
 from __future__ import annotations
@@ -17,6 +27,9 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
 HUB_FILES = ["config.json", "model.safetensors", "metrics.json", "README.md", "*.png", "*.md"]
+# Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
+DEFAULT_UNCERTAIN_BAND = 0.1
+CALIBRATION_METHODS = ("platt", "isotonic")
 
 
 @dataclass
@@ -37,23 +50,79 @@ class Detector:
 
     @property
     def temperature(self) -> float:
-        """Temperature that calibrates the softmax, fitted on validation."""
+        """Softmax temperature; only used by folders without a Platt/isotonic `calibration` (1.0 in newer ones)."""
         return float(self.config.get("temperature", 1.0))
+
+    @property
+    def band(self) -> float:
+        """Half-width of the Uncertain band around the threshold, on the displayed probability."""
+        return float(self.config.get("uncertain_band", DEFAULT_UNCERTAIN_BAND))
+
+    @property
+    def calibration(self) -> dict:
+        """The folder's calibration block ({} for none); see `calibrated_fake_probability`."""
+        return dict(self.config.get("calibration") or {})
+
+    @property
+    def calibration_summary(self) -> str:
+        """One sentence on how the displayed probability is calibrated (for the app's Model tab)."""
+        calibration = self.calibration
+        method = calibration.get("method")
+        if method == "platt":
+            return (f"Platt scaling (slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}) of the "
+                    "logit margin, fitted class-balanced on validation")
+        if method == "isotonic":
+            return f"isotonic regression of the logit margin ({len(calibration['margins'])} knots), fitted class-balanced on validation"
+        return f"temperature {self.temperature:.3f}"
 
     @property
     def fake_index(self) -> int:
         return self.label_names.index("fake")
 
+    def logits(self, batch: torch.Tensor) -> np.ndarray:
+        """Raw logits (b, 2) for a batch of model-ready tensors of shape (b, 3, H, W)."""
+        with torch.inference_mode():
+            return self.net(batch).float().cpu().numpy()
+
+    def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Displayed (calibrated) P(fake), shape (b,), for raw logits of shape (b, 2)."""
+        return calibrated_fake_probability(logits, self.calibration, self.temperature, self.fake_index)
+
     def fake_probabilities(self, batch: torch.Tensor) -> np.ndarray:
         """Calibrated P(fake) for a batch of model-ready tensors of shape (b, 3, H, W)."""
-        with torch.inference_mode():
-            logits = self.net(batch)
-        return logits_to_fake_probability(logits, self.temperature, self.fake_index)
+        return self.probabilities_from_logits(self.logits(batch))
 
 
-def logits_to_fake_probability(logits: torch.Tensor, temperature: float, fake_index: int = 1) -> np.ndarray:
-    """softmax(logits / T)[:, fake]: logits of shape (b, 2) -> (b,) probabilities."""
-    return torch.softmax(logits.float() / temperature, dim=-1)[:, fake_index].detach().cpu().numpy()
+def fake_margin(logits: np.ndarray, fake_index: int = 1) -> np.ndarray:
+    """logit(fake) - logit(real): logits (b, 2) -> (b,); softmax(logits)[:, fake] == sigmoid(margin)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return logits[:, fake_index] - logits[:, 1 - fake_index]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # Split by sign so neither branch overflows.
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    positive = x >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-x[positive]))
+    exp_x = np.exp(x[~positive])
+    out[~positive] = exp_x / (1.0 + exp_x)
+    return out
+
+
+def calibrated_fake_probability(logits: np.ndarray, calibration: dict | None, temperature: float = 1.0, fake_index: int = 1) -> np.ndarray:
+    """Logits (b, 2) -> displayed P(fake) (b,) through the folder's calibration (see the module docstring)."""
+    margin = fake_margin(logits, fake_index)
+    method = (calibration or {}).get("method")
+    if method == "platt":
+        probability = sigmoid(float(calibration["slope"]) * margin + float(calibration["intercept"]))
+    elif method == "isotonic":
+        probability = np.interp(margin, np.asarray(calibration["margins"], dtype=np.float64), np.asarray(calibration["probabilities"], dtype=np.float64))
+    elif method is None:
+        probability = sigmoid(margin / float(temperature))
+    else:
+        raise ValueError(f"Unknown calibration method {method!r} in config.json; expected one of {CALIBRATION_METHODS} or none.")
+    return probability.astype(np.float32)
 
 
 def resolve_model_folder(model_id: str | os.PathLike) -> tuple[Path, str]:

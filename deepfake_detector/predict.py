@@ -13,16 +13,17 @@ import torch
 
 from .cam import MODEL_LOCK
 from .faces import FACE_CROP_SCALE, crop_box, crop_face, detect_faces
-from .model import Detector
+from .model import DEFAULT_UNCERTAIN_BAND, Detector, fake_margin
 from .preprocess import eval_tensor
 
-# Probabilities within this distance of the threshold are reported as "Uncertain" rather than forced.
-UNCERTAIN_BAND = 0.1
+# Probabilities within this distance of the threshold are reported as "Uncertain" rather than forced, unless the
+# model folder sets its own band (`Detector.band`, chosen on validation for a stated false-fake rate).
+UNCERTAIN_BAND = DEFAULT_UNCERTAIN_BAND
 VERDICTS = ("Real", "Fake", "Uncertain")
 
 
 def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND) -> str:
-    """'Fake' above threshold + band, 'Real' below threshold - band, 'Uncertain' in between."""
+    """'Fake' from threshold + band up, 'Real' below threshold - band, 'Uncertain' in between."""
     if fake_probability >= threshold + band:
         return "Fake"
     if fake_probability < threshold - band:
@@ -30,14 +31,19 @@ def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTA
     return "Uncertain"
 
 
-def classify_crops(crops: list[np.ndarray], detector: Detector, batch_size: int = 32) -> np.ndarray:
-    """Calibrated P(fake) for face crops, each an (h, w, 3) uint8 RGB array; returns shape (n,)."""
-    probabilities = []
+def crop_logits(crops: list[np.ndarray], detector: Detector, batch_size: int = 32) -> np.ndarray:
+    """Raw logits (n, 2) for face crops, each an (h, w, 3) uint8 RGB array."""
+    logits = []
     for start in range(0, len(crops), batch_size):
         batch = torch.stack([eval_tensor(crop, detector.data_config) for crop in crops[start : start + batch_size]])
         with MODEL_LOCK:  # Grad-CAM hooks the shared net; a forward pass must not run while they are attached
-            probabilities.append(detector.fake_probabilities(batch))
-    return np.concatenate(probabilities) if probabilities else np.zeros(0, dtype=np.float32)
+            logits.append(detector.logits(batch))
+    return np.concatenate(logits) if logits else np.zeros((0, 2), dtype=np.float32)
+
+
+def classify_crops(crops: list[np.ndarray], detector: Detector, batch_size: int = 32) -> np.ndarray:
+    """Calibrated P(fake) for face crops, each an (h, w, 3) uint8 RGB array; returns shape (n,)."""
+    return detector.probabilities_from_logits(crop_logits(crops, detector, batch_size))
 
 
 @dataclass
@@ -46,6 +52,7 @@ class FaceResult:
     crop_box: list[int]  # x0, y0, x1, y1 of the square crop the model saw
     fake_probability: float
     verdict: str
+    logit_margin: float = 0.0  # raw logit(fake) - logit(real) before calibration (evaluation; not in the JSON)
     crop: np.ndarray | None = field(default=None, repr=False)
     # Grad-CAM of the "fake" class: float32 (h, w) in [0, 1] and the RGB overlay, both at the crop's size (explain=True).
     heatmap: np.ndarray | None = field(default=None, repr=False)
@@ -77,41 +84,71 @@ def predict(
     image: np.ndarray,
     detector: Detector,
     threshold: float | None = None,
-    band: float = UNCERTAIN_BAND,
+    band: float | None = None,
     max_faces: int = 20,
     explain: bool = False,
 ) -> Prediction:
     """Find faces in an RGB uint8 image (h, w, 3), classify each; with no face, classify the whole image.
 
+    `threshold` and `band` default to the model folder's (`detector.threshold`, `detector.band`).
     `explain=True` adds a Grad-CAM heatmap and overlay of the "fake" class to every face (`FaceResult.heatmap/.overlay`).
     """
-    threshold = detector.threshold if threshold is None else float(threshold)
+    prediction = predict_many([image], detector, threshold=threshold, band=band, max_faces=max_faces)[0]
+    if explain:
+        from .cam import explain_crop  # lazily: pytorch-grad-cam is only needed for explanations
+
+        for result in prediction.faces:
+            explanation = explain_crop(result.crop, detector.net, detector.data_config, detector.fake_index)
+            result.heatmap, result.overlay = explanation.heatmap, explanation.overlay
+    return prediction
+
+
+def _locate(image: np.ndarray, max_faces: int) -> tuple[bool, list[np.ndarray], list[list[int]], list[list[int]]]:
+    """(face found, crops, face boxes, crop squares) of one image; the whole image when no face is found."""
     faces = detect_faces(image)[:max_faces]
     if faces:
         crops = [crop_face(image, face.box, FACE_CROP_SCALE) for face in faces]
         boxes = [list(face.box) for face in faces]
         squares = [list(crop_box(face.box, image.shape, FACE_CROP_SCALE)) for face in faces]
-    else:
-        height, width = image.shape[:2]
-        crops, boxes, squares = [image], [[0, 0, width, height]], [[0, 0, width, height]]
-    probabilities = classify_crops(crops, detector)
-    results = [
-        FaceResult(box=box, crop_box=square, fake_probability=float(p), verdict=verdict_for(float(p), threshold, band), crop=crop)
-        for box, square, p, crop in zip(boxes, squares, probabilities, crops)
-    ]
-    if explain:
-        from .cam import explain_crop  # lazily: pytorch-grad-cam is only needed for explanations
+        return True, crops, boxes, squares
+    height, width = image.shape[:2]
+    return False, [image], [[0, 0, width, height]], [[0, 0, width, height]]
 
-        for result in results:
-            explanation = explain_crop(result.crop, detector.net, detector.data_config, detector.fake_index)
-            result.heatmap, result.overlay = explanation.heatmap, explanation.overlay
-    top = float(probabilities.max())
-    return Prediction(
-        verdict=verdict_for(top, threshold, band),
-        fake_probability=top,
-        threshold=threshold,
-        uncertain_band=band,
-        model=detector.name,
-        face_found=bool(faces),
-        faces=results,
-    )
+
+def predict_many(
+    images: list[np.ndarray],
+    detector: Detector,
+    threshold: float | None = None,
+    band: float | None = None,
+    max_faces: int = 20,
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """`predict` for several images, their face crops classified in shared batches (evaluation); no Grad-CAM."""
+    threshold = detector.threshold if threshold is None else float(threshold)
+    band = detector.band if band is None else float(band)
+    located = [_locate(image, max_faces) for image in images]
+    logits = crop_logits([crop for _, crops, _, _ in located for crop in crops], detector, batch_size=batch_size)
+    probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
+    predictions, start = [], 0
+    for found, crops, boxes, squares in located:
+        end = start + len(crops)
+        results = [
+            FaceResult(
+                box=box, crop_box=square, fake_probability=float(p), verdict=verdict_for(float(p), threshold, band), logit_margin=float(m), crop=crop
+            )
+            for box, square, p, m, crop in zip(boxes, squares, probabilities[start:end], margins[start:end], crops)
+        ]
+        top = float(probabilities[start:end].max())
+        predictions.append(
+            Prediction(
+                verdict=verdict_for(top, threshold, band),
+                fake_probability=top,
+                threshold=threshold,
+                uncertain_band=band,
+                model=detector.name,
+                face_found=found,
+                faces=results,
+            )
+        )
+        start = end
+    return predictions

@@ -1,8 +1,19 @@
-"""Fit the temperature and decision threshold on validation, so probabilities can be trusted.
+"""Calibrate on validation so the displayed probability means what it says, and choose the public operating point.
 
 Training draws real and fake faces equally often, while the validation split (like the corpus) is ~3/4 fake. The
 fits therefore weight each class equally: the probability means "P(fake) if a real and a fake face were equally
-likely", which is the honest default for an upload of unknown origin, and the threshold maximises balanced accuracy.
+likely", which is the honest default for an upload of unknown origin.
+
+The margins come from the app's own path (`app_path_margins`: `predict()` detects the face, crops 1.45x the box and
+classifies), since that is the probability a visitor is shown; on the dev corpus's crops it differs from classifying
+the crop whole (measured on validation: correlation 0.91 of the margins, mean absolute difference 0.65).
+
+1. A map from the logit margin (logit(fake) - logit(real)) to P(fake), class-balanced: Platt scaling (2 parameters)
+   or isotonic regression, whichever has the lower cross-validated class-balanced Brier score on validation. Either
+   puts the balanced decision point at P(fake) = 0.5, so the decision threshold is 0.5 on the displayed probability
+   (temperature scaling, used before, cannot move the decision point: its threshold sat at 0.305).
+2. The Uncertain band around 0.5, the narrowest for which at most `MAX_FALSE_FAKE` of the real validation faces get
+   the verdict Fake (a real photo called fake is the error a public demo can least afford).
 
     python -m training.calibration --model_dir models/NAME --dataset data/faces-dataset [--evaluate]
 """
@@ -80,41 +91,169 @@ def expected_calibration_error(fake_probability: np.ndarray, labels: np.ndarray,
     return float(error)
 
 
-def calibrate(logits: np.ndarray, labels: np.ndarray) -> dict:
-    """Temperature, then threshold, from validation logits (n, 2) and labels (n,); with before/after ECE."""
-    temperature = fit_temperature(logits, labels)
-    raw = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)[:, 1].numpy()
-    calibrated = torch.softmax(torch.as_tensor(logits, dtype=torch.float64) / temperature, dim=-1)[:, 1].numpy()
+DECISION_THRESHOLD = 0.5
+MAX_FALSE_FAKE = 0.05  # the stated rate: real validation faces called Fake at the default operating point
+BAND_GRID = np.round(np.arange(0.0, 0.4501, 0.005), 3)
+CV_FOLDS = 5
+
+
+def fit_platt(margins: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> tuple[float, float]:
+    """(slope, intercept) of P(fake) = sigmoid(slope * margin + intercept), class-balanced (Platt, 1999).
+
+    Platt's smoothed targets ((n+ + 1) / (n+ + 2) and 1 / (n- + 2)) keep the fit finite on separable data (tiny
+    validation sets in tests and smoke runs)."""
+    margins_t = torch.as_tensor(np.asarray(margins, dtype=np.float64))
+    labels = np.asarray(labels).astype(int)
+    n_fake, n_real = int(labels.sum()), int((1 - labels).sum())
+    targets = torch.as_tensor(np.where(labels == 1, (n_fake + 1) / (n_fake + 2), 1 / (n_real + 2)))
+    weights = torch.as_tensor(class_balanced_weights(labels))
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * margins_t + params[1], targets, reduction="none")
+        loss = (losses * weights).sum() / weights.sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    slope, intercept = (float(v) for v in params.detach())
+    return slope, intercept
+
+
+def fit_isotonic(margins: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[float]]:
+    """Knots (margins, probabilities) of a class-balanced isotonic regression of the label on the margin."""
+    from sklearn.isotonic import IsotonicRegression
+
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    model.fit(np.asarray(margins, dtype=np.float64), np.asarray(labels, dtype=np.float64), sample_weight=class_balanced_weights(labels))
+    return [float(v) for v in model.X_thresholds_], [float(v) for v in model.y_thresholds_]
+
+
+def fit_map(method: str, margins: np.ndarray, labels: np.ndarray) -> dict:
+    """The config.json `calibration` parameters of one method (applied by deepfake_detector.model)."""
+    if method == "platt":
+        slope, intercept = fit_platt(margins, labels)
+        return {"method": "platt", "slope": slope, "intercept": intercept}
+    if method == "isotonic":
+        knots, probabilities = fit_isotonic(margins, labels)
+        return {"method": "isotonic", "margins": knots, "probabilities": probabilities}
+    raise ValueError(f"Unknown calibration method {method!r}; choose platt, isotonic or auto.")
+
+
+def apply_map(calibration: dict, margins: np.ndarray) -> np.ndarray:
+    """P(fake) for margins through a fitted map: the same function the app uses (on logits [0, margin])."""
+    from deepfake_detector.model import calibrated_fake_probability
+
+    margins = np.asarray(margins, dtype=np.float64)
+    return calibrated_fake_probability(np.stack([np.zeros_like(margins), margins], axis=1), calibration).astype(np.float64)
+
+
+def balanced_brier(probability: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared error of P(fake) against the 0/1 label, each class weighted equally."""
+    weights = class_balanced_weights(labels)
+    return float(np.average((np.asarray(probability, dtype=np.float64) - np.asarray(labels)) ** 2, weights=weights))
+
+
+def cross_validate_methods(margins: np.ndarray, labels: np.ndarray, folds: int = CV_FOLDS, seed: int = 0) -> dict:
+    """Out-of-fold class-balanced Brier score and ECE per method: the measurement that picks the method."""
+    margins, labels = np.asarray(margins, dtype=np.float64), np.asarray(labels).astype(int)
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels), dtype=int)
+    for value in (0, 1):  # stratified folds
+        inside = np.flatnonzero(labels == value)
+        fold_of[inside] = rng.permutation(len(inside)) % folds
+    result = {}
+    for method in ("platt", "isotonic"):
+        out_of_fold = np.empty(len(labels))
+        for fold in range(folds):
+            held = fold_of == fold
+            out_of_fold[held] = apply_map(fit_map(method, margins[~held], labels[~held]), margins[held])
+        result[method] = {"brier": balanced_brier(out_of_fold, labels), "ece": expected_calibration_error(out_of_fold, labels)}
+    return result
+
+
+def operating_point(probability: np.ndarray, labels: np.ndarray, max_false_fake: float = MAX_FALSE_FAKE, threshold: float = DECISION_THRESHOLD) -> dict:
+    """The narrowest Uncertain band around `threshold` with at most `max_false_fake` of the real faces called Fake.
+
+    Verdicts: Fake from threshold + band up, Real below threshold - band, Uncertain between (`verdict_for`)."""
+    probability, labels = np.asarray(probability, dtype=np.float64), np.asarray(labels).astype(int)
+    real, fake = probability[labels == 0], probability[labels == 1]
+    chosen = None
+    for band in BAND_GRID:
+        if (real >= threshold + band).mean() <= max_false_fake:
+            chosen = float(band)
+            break
+    met = chosen is not None
+    band = chosen if met else float(BAND_GRID[-1])
     return {
-        "temperature": temperature,
-        "threshold": fit_threshold(calibrated, labels),
-        "class_prior": "balanced (each class weighted equally)",
-        "validation_ece_before": expected_calibration_error(raw, labels),
-        "validation_ece_after": expected_calibration_error(calibrated, labels),
-        "validation_images": int(len(labels)),
+        "threshold": threshold,
+        "uncertain_band": band,
+        "max_false_fake_rate": max_false_fake,
+        "target_met_on_validation": met,
+        "validation_false_fake_rate": float((real >= threshold + band).mean()) if len(real) else None,
+        "validation_real_uncertain_rate": float(((real >= threshold - band) & (real < threshold + band)).mean()) if len(real) else None,
+        "validation_missed_fake_rate": float((fake < threshold - band).mean()) if len(fake) else None,
+        "validation_fake_uncertain_rate": float(((fake >= threshold - band) & (fake < threshold + band)).mean()) if len(fake) else None,
     }
 
 
-def validation_logits(detector, split, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (n, 2) of a model on a dataset split through the app's eval transform, and the labels (n,)."""
-    from deepfake_detector.images import load_rgb_array
-    from deepfake_detector.preprocess import eval_tensor
+def calibrate(margins: np.ndarray, labels: np.ndarray, method: str = "auto", max_false_fake: float = MAX_FALSE_FAKE) -> dict:
+    """Calibration map, threshold 0.5 and Uncertain band from validation margins (n,) and labels (n,).
 
-    logits, labels = [], []
-    for start in range(0, len(split), batch_size):
-        rows = split[start : start + batch_size]
-        batch = torch.stack([eval_tensor(load_rgb_array(image["bytes"]), detector.data_config) for image in rows["image"]])
-        with torch.inference_mode():
-            logits.append(detector.net(batch).float().numpy())
-        labels += list(rows["label"])
-    return np.concatenate(logits), np.asarray(labels)
+    margins: logit(fake) - logit(real) per image (`deepfake_detector.model.fake_margin` of (n, 2) logits).
+    Returns the config.json `calibration` block: the map's parameters, the method comparison, validation ECE before
+    and after and the operating point (`threshold`, `uncertain_band`)."""
+    margins, labels = np.asarray(margins, dtype=np.float64), np.asarray(labels).astype(int)
+    if margins.ndim != 1 or len(margins) != len(labels):
+        raise ValueError(f"margins must be one number per label, got shape {margins.shape} for {len(labels)} labels.")
+    comparison = cross_validate_methods(margins, labels) if len(np.unique(labels)) == 2 and min(np.bincount(labels)) >= CV_FOLDS else {}
+    if method == "auto":
+        # Platt unless isotonic is clearly better out of fold: 2 parameters transfer better than a step function.
+        method = "isotonic" if comparison and comparison["isotonic"]["brier"] < comparison["platt"]["brier"] - 1e-3 else "platt"
+    block = fit_map(method, margins, labels)
+    raw = apply_map({}, margins)
+    calibrated = apply_map(block, margins)
+    block.update(
+        {
+            "fitted_on": "validation",
+            "class_prior": "balanced (each class weighted equally)",
+            "method_comparison_cv": comparison,
+            "temperature_for_reference": fit_temperature(np.stack([np.zeros_like(margins), margins], axis=1), labels),
+            "validation_ece_before": expected_calibration_error(raw, labels),
+            "validation_ece_after": expected_calibration_error(calibrated, labels),
+            "validation_balanced_threshold_after": fit_threshold(calibrated, labels),
+            "validation_images": int(len(labels)),
+            **operating_point(calibrated, labels, max_false_fake=max_false_fake),
+        }
+    )
+    return block
+
+
+def config_values(calibration: dict) -> dict:
+    """The config.json keys a calibration sets (temperature 1: the map replaces it; old folders keep theirs)."""
+    return {"threshold": calibration["threshold"], "uncertain_band": calibration["uncertain_band"], "temperature": 1.0, "calibration": calibration}
+
+
+def app_path_margins(detector, split, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Margins (n,) of the deciding face through `predict()` (the app's path) and labels (n,) for a dataset split."""
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.predict import predict_many
+
+    margins, images = [], split["image"]
+    for start in range(0, len(images), batch_size):
+        batch = [load_rgb_array(image["bytes"]) for image in images[start : start + batch_size]]
+        margins += [max(face.logit_margin for face in prediction.faces) for prediction in predict_many(batch, detector)]
+    return np.asarray(margins, dtype=np.float64), np.asarray(split["label"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Re-fit an existing model folder's temperature and threshold on validation; --evaluate re-runs the test evaluation."""
+    """Re-fit an existing model folder's calibration and operating point on validation; --evaluate re-runs the test evaluation."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--dataset", required=True)
+    parser.add_argument("--method", default="auto", choices=["auto", "platt", "isotonic"], help="auto: by cross-validation on validation")
     parser.add_argument("--evaluate", action="store_true", help="re-evaluate the test split (with ICIAP perturbations) and re-render the card")
     args = parser.parse_args(argv)
 
@@ -127,20 +266,35 @@ def main(argv: list[str] | None = None) -> int:
 
     dataset = load_built_dataset(args.dataset)
     detector = load_detector(args.model_dir)
-    result = calibrate(*validation_logits(detector, dataset["validation"]))
-    update_config(args.model_dir, threshold=result["threshold"], temperature=result["temperature"], calibration=result)
+    previous = {key: detector.config.get(key) for key in ("threshold", "temperature", "uncertain_band", "calibration")}
+    result = calibrate(*app_path_margins(detector, dataset["validation"]), method=args.method)
+    update_config(args.model_dir, **config_values(result))
     print(json.dumps(result, indent=2))
     if args.evaluate:
         from training.evaluate import evaluate_records, records_from_dataset, write_outputs
         from training.model_card import write_model_card
 
+        from deepfake_detector.model import sigmoid
+        from training.data import source_counts
+
         folder = Path(args.model_dir)
-        previous = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+        previous_metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
         metrics, predictions = evaluate_records(
             load_detector(folder), records_from_dataset(dataset["test"]), perturbations="icip", data_description=f"{args.dataset} (test split)"
         )
-        metrics["training"] = previous.get("training", {})
+        metrics["training"] = {**previous_metrics.get("training", {}), "source_counts": source_counts(dataset)}
         metrics["calibration"] = result
+        if previous.get("calibration") and not previous["calibration"].get("method"):
+            # The folder's former temperature-only calibration, scored on the same test predictions.
+            clean = predictions[predictions["perturbation"] == "none"]
+            labels = (clean["label"] == "fake").astype(int).to_numpy()
+            old = sigmoid(clean["logit_margin"].to_numpy() / float(previous["temperature"]))
+            metrics["ece"]["class_balanced_previous_temperature"] = expected_calibration_error(old, labels)
+            metrics["calibration"]["replaced"] = {
+                "temperature": previous["temperature"], "threshold": previous["threshold"],
+                "test_false_fake_rate_at_its_threshold": float((old[labels == 0] >= float(previous["threshold"])).mean()),
+                "test_false_fake_rate_fake_verdict": float((old[labels == 0] >= float(previous["threshold"]) + float(previous.get("uncertain_band") or 0.1)).mean()),
+            }
         write_outputs(folder, metrics, predictions)
         write_model_card(folder)
     return 0

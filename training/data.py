@@ -52,3 +52,18 @@ def load_built_dataset(path_or_id: str | Path):
     else:
         raise FileNotFoundError(f"No built dataset at {path_or_id}: run `python -m training.build_dataset` first.")
     return dataset.cast_column("image", datasets.Image(decode=False))
+
+
+def source_counts(dataset) -> dict:
+    """{split: {label: {source: images}}} of a DatasetDict: the corpus facts the model card renders."""
+    from collections import Counter
+
+    counts = {}
+    for split, data in dataset.items():
+        pairs = Counter(zip(data["label"], data["source"]))
+        by_label: dict = {}
+        for (label, source), n in sorted(pairs.items(), key=lambda item: (item[0][0], item[0][1])):
+            name = LABEL_NAMES[label] if isinstance(label, int) else str(label)
+            by_label.setdefault(name, {})[source] = int(n)
+        counts[split] = by_label
+    return counts

@@ -8,8 +8,11 @@
 The same loop runs on CPU, one GPU and several GPUs or nodes. Classes and sources are balanced by a weighted sampler
 (each label half of every epoch; within a label, sources weighted by sqrt(count)). A checkpoint is written every epoch
 (and every --checkpointing_steps); --resume_from_checkpoint latest restores model, optimiser, scheduler, sampler
-position and epoch. The best epoch on validation balanced accuracy is kept; temperature and threshold are then fitted
-on validation, the test split is evaluated (with the ICIAP perturbations), and the output folder is the Hub layout.
+position and epoch. The best epoch on validation balanced accuracy is kept; every process then scores its share of
+validation through the app's `predict()`, the margins are gathered (all of validation, in order), and the main process
+calibrates on them (class-balanced Platt or isotonic map, threshold 0.5, Uncertain band for a stated false-fake rate:
+`training.calibration`), evaluates the test split through `predict()` (with the ICIAP perturbations) and writes the
+output folder in the Hub layout.
 """
 
 from __future__ import annotations
@@ -294,38 +297,58 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        finish(config, accelerator.unwrap_model(model), data_config, validation_loader, accelerator, dataset, state)
+        save_best_folder(config, accelerator.unwrap_model(model), best_path)
+    accelerator.wait_for_everyone()
+    margins, labels = gathered_app_path_margins(output_dir, validation_split, accelerator)
+    if accelerator.is_main_process:
+        finish(config, margins, labels, dataset, state)
+    accelerator.wait_for_everyone()
     return 0
 
 
-def finish(config: TrainConfig, model, data_config: dict, validation_loader, accelerator, dataset, state: dict) -> None:
-    """Best weights -> calibration on validation -> model folder -> test evaluation -> card -> (push)."""
+def save_best_folder(config: TrainConfig, model, best_path: Path) -> None:
+    """The best epoch's weights as the Hub-layout folder, not yet calibrated (threshold 0.5, temperature 1)."""
     from safetensors.torch import load_file
 
+    from training.hub import save_model_folder
+
+    model.load_state_dict(load_file(str(best_path)))
+    output_dir = Path(config.output_dir)
+    extra = {"model_name": Path(config.hub_model_id or output_dir.name).name, "preset": config.preset}
+    save_model_folder(model.cpu(), output_dir, threshold=0.5, temperature=1.0, input_size=config.input_size, extra_config=extra)
+
+
+def gathered_app_path_margins(folder: Path, split, accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """Validation margins through `predict()` (the app's path) and labels, each process scoring its share of the
+    split, gathered so that every process returns all of validation in split order. Without the gather each process
+    would calibrate on 1/N of validation. Every process must call this (the gather is collective)."""
+    from accelerate.utils import gather_object
+
     from deepfake_detector.model import load_detector
-    from training.calibration import calibrate
+    from training.calibration import app_path_margins
+
+    detector = load_detector(folder)
+    with accelerator.split_between_processes(list(range(len(split)))) as indices:
+        margins, labels = app_path_margins(detector, split.select(indices)) if indices else (np.zeros(0), np.zeros(0, dtype=int))
+        mine = list(zip(indices, margins.tolist(), labels.tolist()))
+    rows = sorted(gather_object(mine) if accelerator.num_processes > 1 else mine)
+    if [row[0] for row in rows] != list(range(len(split))):
+        raise RuntimeError(f"gathered {len(rows)} validation rows for {len(split)} images")
+    return np.asarray([row[1] for row in rows]), np.asarray([row[2] for row in rows])
+
+
+def finish(config: TrainConfig, margins: np.ndarray, labels: np.ndarray, dataset, state: dict) -> None:
+    """Calibration on the gathered validation margins -> config.json -> test evaluation -> card -> (push). Main process."""
+    from deepfake_detector.model import load_detector
+    from training.calibration import calibrate, config_values
+    from training.data import source_counts
     from training.evaluate import evaluate_records, records_from_dataset, write_outputs
-    from training.hub import push_folder, save_model_folder
+    from training.hub import push_folder, update_config
     from training.model_card import write_model_card
 
     output_dir = Path(config.output_dir)
-    model.load_state_dict(load_file(str(output_dir / "checkpoints" / "best.safetensors")))
-    model.eval()
-    logits, labels = [], []
-    with torch.no_grad():
-        for batch in validation_loader:
-            logits.append(model(batch["pixel_values"]).float().cpu())
-            labels.append(batch["labels"].cpu())
-    calibration = calibrate(torch.cat(logits).numpy(), torch.cat(labels).numpy())
-    temperature, threshold = calibration["temperature"], calibration["threshold"]
-    save_model_folder(
-        model.cpu(),
-        output_dir,
-        threshold=threshold,
-        temperature=temperature,
-        input_size=config.input_size,
-        extra_config={"model_name": Path(config.hub_model_id or output_dir.name).name, "preset": config.preset, "calibration": calibration},
-    )
+    calibration = calibrate(margins, labels)
+    update_config(output_dir, **config_values(calibration))
     detector = load_detector(output_dir)
     test_split = dataset["test"]
     if config.max_eval_samples:
@@ -333,7 +356,10 @@ def finish(config: TrainConfig, model, data_config: dict, validation_loader, acc
     metrics, predictions = evaluate_records(
         detector, records_from_dataset(test_split), perturbations=config.perturbations or None, data_description=f"{config.dataset} (test split)"
     )
-    metrics["training"] = {"history": state["history"], "best_epoch": state["best_epoch"], "dataset": config.dataset, "preset": config.preset}
+    metrics["training"] = {
+        "history": state["history"], "best_epoch": state["best_epoch"], "dataset": config.dataset, "preset": config.preset,
+        "source_counts": source_counts(dataset),
+    }
     metrics["calibration"] = calibration
     write_outputs(output_dir, metrics, predictions)
     write_model_card(output_dir, config=asdict(config))

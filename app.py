@@ -18,9 +18,11 @@ import atexit
 import base64
 import functools
 import html
+import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -39,6 +41,7 @@ atexit.register(uploads.remove_folder, UPLOAD_FOLDER)
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+from huggingface_hub import ModelCard  # noqa: E402
 
 from deepfake_detector.draw import COLOURS, THUMB_SIDE, annotate, data_uri, fit, thumb  # noqa: E402
 from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
@@ -345,77 +348,93 @@ nothing is logged. Files over {size:.0f} MB are refused.
 
 
 PLOTS = (
+    ("reliability.png", "Reliability (calibration) on the test split"),
     ("confusion_matrix.png", "Confusion matrix"),
     ("roc_curve.png", "ROC curve"),
     ("per_source.png", "Accuracy per source"),
     ("per_perturbation.png", "Robustness to perturbations"),
 )
+_IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
-def _front_matter(text: str) -> tuple[dict[str, list[str] | str], str]:
-    """The few YAML header fields we need (flat keys and simple lists) and the card body; no YAML dependency."""
-    if not text.startswith("---"):
-        return {}, text
-    header, _, body = text[3:].partition("\n---")
-    fields: dict[str, list[str] | str] = {}
-    key = None
-    for line in header.splitlines():
-        if line.startswith("- ") and key:
-            value = fields.get(key)
-            fields[key] = (value if isinstance(value, list) else []) + [line[2:].strip()]
-        elif ":" in line and not line.startswith(" "):
-            key, _, value = line.partition(":")
-            key = key.strip()
-            fields[key] = value.strip()
-    return fields, body.lstrip("-\n")
+def _png_uri(file: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(file.read_bytes()).decode("ascii")
 
 
-def model_tab(detector: Detector) -> tuple[str, str]:
-    """(markdown, plots HTML) describing the loaded model from the files in its folder."""
+def _drop_relative_images(markdown: str) -> str:
+    """A card's relative image links would not render in the page (the tab shows the folder's plots itself)."""
+    return _IMAGE_LINK.sub(lambda m: m.group(0) if m.group(2).startswith(("https://", "data:")) else "", markdown)
+
+
+def _metrics(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def model_summary(detector: Detector, metrics: dict) -> str:
+    """The Model tab's first screen: what the model is, what it detects and not, headline numbers with their n."""
+    lines = [
+        f"## {detector.name}",
+        f"A `{detector.config.get('architecture', '?')}` classifier of face crops. It gives each face a calibrated "
+        "probability of being **generated or edited** by the GAN families it was trained on (StarGAN, AttGAN, "
+        "StyleGAN, StyleGAN2). It has **not** learnt diffusion models, face swaps or other generators reliably, and a "
+        "score is never proof.",
+    ]
+    if metrics.get("n_images"):
+        real = (metrics.get("per_class") or {}).get("real", {})
+        called_fake = 1 - real["recall"] if "recall" in real else None
+        numbers = [f"balanced accuracy **{metrics['balanced_accuracy']:.2f}**" if "balanced_accuracy" in metrics else "",
+                   f"ROC AUC **{metrics['roc_auc']:.2f}**" if "roc_auc" in metrics else "",
+                   f"real faces called fake **{called_fake:.0%}** (of {real.get('support', '?')})" if called_fake is not None else ""]
+        lines.append(f"On its held-out test split (n = {metrics['n_images']:,} faces): " + ", ".join(n for n in numbers if n) + ".")
+    summary = getattr(detector, "calibration_summary", None)
+    lines.append(f"Decision threshold {detector.threshold:.2f}" + (f"; calibration: {summary}." if summary else "."))
+    return "\n\n".join(lines)
+
+
+def model_tab(detector: Detector) -> tuple[str, str, str]:
+    """(summary markdown, plots HTML, details markdown) from the files in the model's folder; no server path."""
     folder = Path(detector.folder)
-    lines = [f"## Model `{detector.name}`", f"Architecture `{detector.config.get('architecture', '?')}`, "
-             f"threshold {detector.threshold:.3f}, temperature {detector.temperature:.3f}."]
-    card = folder / "README.md"
-    card_fields, card_body = _front_matter(card.read_text(encoding="utf-8")) if card.is_file() else ({}, "")
+    metrics = _metrics(folder)
+    lines = [model_summary(detector, metrics)]
+    card_file = folder / "README.md"
+    card = ModelCard.load(card_file) if card_file.is_file() else None
     if _model_id.startswith("hf-hub:"):
         repo = _model_id[len("hf-hub:"):].partition("@")[0]
         lines.append(f"Model card: [huggingface.co/{repo}](https://huggingface.co/{repo})")
-    elif card.is_file():
-        lines.append("Model card: shown at the bottom of this tab.")
-    else:
-        lines.append("This model folder has no model card (README.md).")
-    datasets = detector.config.get("dataset") or card_fields.get("datasets")
+    datasets = detector.config.get("dataset") or (card.data.to_dict().get("datasets") if card else None)
     datasets = [datasets] if isinstance(datasets, str) and datasets else (datasets or [])
     if datasets:
         lines.append("Dataset card: " + ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in datasets))
     else:
         lines.append(
-            "Dataset card: the training data was built locally with `training.build_dataset`; its card is "
-            "`dataset_card.md` in this app's repository (sources, splits, licences, confounds)."
+            "Dataset card: the training data was built with `training.build_dataset`; its card is `dataset_card.md` "
+            "in this app's repository (sources, splits, licences, confounds)."
         )
     report = folder / "report.md"  # written by training.evaluate next to metrics.json, from the same numbers
+    details = []
     if report.is_file():
-        lines.append("## Measured results\n\n" + report.read_text(encoding="utf-8").partition("\n")[2].replace("\n## ", "\n### "))
-    elif (folder / "metrics.json").is_file():
-        lines.append("This model folder has metrics.json but no report.md; see the model card below.")
-    else:
-        lines.append("No metrics.json in the model folder: this model has not been evaluated yet.")
-    if card_body:
-        lines.append("---\n## Model card\n\n" + card_body)
-    figures = []
-    for file, title in PLOTS:
-        if (folder / file).is_file():
-            uri = "data:image/png;base64," + base64.b64encode((folder / file).read_bytes()).decode("ascii")
-            figures.append(f'<figure style="display:inline-block;margin:6px"><img src="{uri}" alt="{title}" style="max-width:480px">'
-                           f"<figcaption>{title}</figcaption></figure>")
-    return "\n\n".join(lines), "".join(figures)
+        details.append("## Measured results\n\n" + report.read_text(encoding="utf-8").partition("\n")[2].replace("\n## ", "\n### "))
+    if card is not None and card.text.strip():
+        details.append("## Model card\n\n" + card.text.strip())
+    figures = [
+        f'<figure style="display:inline-block;margin:6px;max-width:100%"><img src="{_png_uri(folder / file)}" alt="{title}" '
+        f'style="max-width:min(480px,100%)"><figcaption>{title}</figcaption></figure>'
+        for file, title in PLOTS
+        if (folder / file).is_file()
+    ]
+    return "\n\n".join(lines), "".join(figures), _drop_relative_images("\n\n".join(details))
 
 
-def on_load():
-    """Page load: the model's threshold on the slider, the band sentence and the Model tab (loads the model once)."""
-    detector = get_detector()
-    markdown, plots = model_tab(detector)
-    return gr.update(value=detector.threshold), band_text(detector.threshold), markdown, plots
+def configure(detector: Detector) -> None:
+    """Give the page the loaded model's values before launch: the slider's start (and reset) value, the band
+    sentence and the Model tab, so that no page load waits for them."""
+    threshold = round(detector.threshold, 2)
+    UI["threshold"].value = threshold
+    UI["band"].value = band_text(threshold)
+    UI["model_summary"].value, UI["model_plots"].value, UI["model_details"].value = model_tab(detector)
 
 
 # ---------------------------------------------------------------- the page
@@ -432,45 +451,51 @@ def example_files() -> list[str]:
     return files
 
 
+UI: dict[str, gr.components.Component] = {}  # the components configure() fills in before launch
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Deepfake face detector") as demo:
-        gr.Markdown("# Deepfake face detector\nIs each face in a photo real or GAN-generated? Upload, paste or take a photo.")
+        gr.Markdown("# Deepfake face detector\nIs each face in a photo real or generated? Upload, paste or take a photo.")
         with gr.Tabs():
             with gr.Tab("Detect", id="detect"):
                 state = gr.State(None, time_to_live=900)  # a visitor's last analysis (~3 MB), dropped after 15 min
                 with gr.Row():
-                    with gr.Column(scale=1):
+                    with gr.Column(scale=1, min_width=300):
                         image = gr.Image(
                             label="Photo (JPEG, PNG, WebP, BMP, GIF)",
                             sources=["upload", "clipboard", "webcam"],
                             type="filepath",
                             image_mode=None,  # decoding is deepfake_detector.images' job, not Gradio's
                             elem_id="dfd-input",
+                            height=320,
                         )
-                        threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Decision threshold (default: the model's)", elem_id="dfd-threshold")
-                        band = gr.Markdown(band_text(0.5), elem_id="dfd-band")
-                        button = gr.Button("Detect", variant="primary", elem_id="dfd-detect")
-                        examples = example_files()
-                        if examples:
-                            gr.Examples(examples=[[f] for f in examples], inputs=[image], label="Examples (public-domain photos)")
-                    with gr.Column(scale=2):
+                        with gr.Accordion("Advanced", open=False, elem_id="dfd-advanced"):
+                            threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Decision threshold", elem_id="dfd-threshold")
+                            band = gr.Markdown(band_text(0.5), elem_id="dfd-band")
+                    with gr.Column(scale=2, min_width=300):
                         summary = gr.Markdown(elem_id="dfd-summary")
                         photo = gr.HTML(elem_id="dfd-photo")
                         faces = gr.HTML(elem_id="dfd-faces")
+                examples = example_files()
+                if examples:
+                    gr.Examples(examples=[[f] for f in examples], inputs=[image], label="Examples (see examples/README.md for their sources)")
 
                 LEDGER.keep(image.keep_in_cache)  # the examples' cached copies: readable, never deleted
                 outputs = [summary, photo, faces, state]
                 # preprocess=False everywhere: handlers get raw values and check each one themselves; a file is read
                 # only through the upload ledger, which opens nothing but uploads it issued.
                 image.change(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")
-                button.click(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")
                 threshold.change(rethreshold_ui, [threshold, state], [summary, photo, faces, band], preprocess=False, api_visibility="private")
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
             with gr.Tab("Model", id="model"):
-                model_markdown = gr.Markdown("The model is loaded on first use.")
-                model_plots = gr.HTML()
+                UI["model_summary"] = gr.Markdown(elem_id="dfd-model-summary")
+                UI["model_plots"] = gr.HTML(elem_id="dfd-model-plots")
+                with gr.Accordion("Full report and model card", open=False):
+                    UI["model_details"] = gr.Markdown(elem_id="dfd-model-details")
+        UI["threshold"], UI["band"] = threshold, band
 
         # Named API endpoints for gradio_client: hidden inputs, separate functions from the UI handlers.
         with gr.Group(visible=False):
@@ -486,8 +511,6 @@ def build_demo() -> gr.Blocks:
         api_batch_button.click(
             predict_batch_api, [api_images, api_threshold, api_overlay], api_results, api_name="predict_batch", preprocess=False
         )
-
-        demo.load(on_load, None, [threshold, band, model_markdown, model_plots], api_visibility="private")
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 
@@ -503,6 +526,7 @@ def serve(model_id: str) -> int:
         print(f"error: the detector model could not be loaded from {model_id}: {error}", file=sys.stderr)
         print("Check MODEL_ID or --model (a folder written by training.train, or hf-hub:ORG/NAME).", file=sys.stderr)
         return 2
+    configure(_detector)
     uploads.install_gradio_hook(LEDGER)
     LEDGER.forget_hooks.append(demo.upload_file_set.discard)  # Gradio's own record of uploads would grow forever
     LEDGER.start_sweeper()

@@ -251,3 +251,23 @@ def test_photo_people_stay_in_one_split(built):
     assert all(len(splits) == 1 for splits in split_of.values()), split_of
     report = json.loads((built / "report.json").read_text())
     assert report["photos"]["photo_facerec"] == {"photos": 5, "faces": 7, "no_face": 0, "people": 3, "max_faces": 3}
+
+
+def test_keep_splits_of_an_earlier_build(built, corpus, tmp_path):
+    """A grown corpus rebuilt with --keep_splits_of leaves every earlier file in its split; new files are dealt."""
+    grown = tmp_path / "grown"
+    shutil.copytree(corpus, grown)
+    (grown / "fake" / "sd21").mkdir()
+    for file in sorted((FACES / "fake" / "sd21").iterdir())[:12]:
+        shutil.copyfile(file, grown / "fake" / "sd21" / file.name)
+    output = tmp_path / "v2"
+    args = ["--source", str(grown), "--output", str(output), "--seed", "0", "--num_proc", "1", "--no_detect_faces"]
+    assert build_dataset.main([*args, "--keep_splits_of", str(built)]) == 0
+    before, after = load_built_dataset(built), load_built_dataset(output)
+    split_before = {sha: split for split in before for sha in before[split]["sha256"]}
+    split_after = {sha: split for split in after for sha in after[split]["sha256"]}
+    assert {sha: split_after[sha] for sha in split_before} == split_before
+    new = [split_after[sha] for sha in set(split_after) - set(split_before)]
+    assert len(new) == 12 and {"train", "validation", "test"} <= set(new)
+    report = json.loads((output / "report.json").read_text())
+    assert report["kept_splits"]["rows"] == len(split_before)

@@ -46,6 +46,7 @@ class BuildReport:
     resolutions: dict = field(default_factory=dict)  # source -> "WxH" -> n
     formats: dict = field(default_factory=dict)  # source -> format -> n
     photos: dict = field(default_factory=dict)  # photo_* source -> {"photos", "faces", "no_face", "people", "max_faces"}
+    kept_splits: dict = field(default_factory=dict)  # {"previous": build, "rows": rows matched, "previous_rows": n}
 
     def to_markdown(self) -> str:
         lines = ["| split | label | source | images |", "|---|---|---|---:|"]
@@ -57,6 +58,11 @@ class BuildReport:
         lines.append("")
         lines.append("Totals: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
         lines.append(f"Skipped files: {len(self.skipped)}; exact duplicates dropped: {len(self.duplicates)}")
+        if self.kept_splits:
+            lines.append(
+                f"Splits kept from `{self.kept_splits['previous']}`: {self.kept_splits['rows']} rows "
+                f"(of its {self.kept_splits['previous_rows']}); the other rows were dealt anew"
+            )
         for source, stats in sorted(self.photos.items()):
             lines.append(
                 f"- {source}: {stats['photos']} photos of {stats['people']} people -> {stats['faces']} face rows "
@@ -177,18 +183,37 @@ def collect(sources: list[str], detect: bool = True, num_proc: int = 2) -> tuple
     return records, report
 
 
-def assign_splits(records: list[dict], seed: int = 0, fractions: tuple[float, ...] = SPLIT_FRACTIONS) -> list[str]:
+def assign_splits(
+    records: list[dict], seed: int = 0, fractions: tuple[float, ...] = SPLIT_FRACTIONS, previous: dict[str, str] | None = None
+) -> list[str]:
     """A split name per record: whole groups move together; groups are dealt per stratum (their label x source
-    mix) so that each stratum is split close to `fractions`. Deterministic for `seed` and independent of order."""
+    mix) so that each stratum is split close to `fractions`. Deterministic for `seed` and independent of order.
+
+    `previous` (`previous_splits` of an earlier build): a group with a file in it, or of the same name, keeps that split, so a
+    model trained on the earlier build's train split never meets those files in this build's validation or test
+    (the dealing of the shared seed otherwise moves old groups whenever a source is added). Only the other groups
+    are dealt."""
     members = defaultdict(list)
     for index, record in enumerate(records):
         members[record["group"]].append(index)
+    split_of = [""] * len(records)
+    if previous:
+        for group, indices in list(members.items()):
+            earlier = Counter(previous[f"sha256:{records[i]['file_sha256']}"] for i in indices if f"sha256:{records[i]['file_sha256']}" in previous)
+            if f"group:{group}" in previous:
+                earlier[previous[f"group:{group}"]] += len(indices)
+            if earlier:
+                # the earlier build was grouped too; if groups were redefined since, the most common split wins
+                # (ties: the earlier split listed first in SPLITS, train before validation before test)
+                kept = max(SPLITS, key=lambda split: (earlier[split], -SPLITS.index(split)))
+                for index in indices:
+                    split_of[index] = kept
+                del members[group]
     strata = defaultdict(list)
     for group, indices in members.items():
         stratum = tuple(sorted({(records[i]["label"], records[i]["source"]) for i in indices}))
         strata[stratum].append(group)
     rng = random.Random(seed)
-    split_of = [""] * len(records)
     for stratum in sorted(strata):
         groups = sorted(strata[stratum])
         rng.shuffle(groups)
@@ -202,6 +227,19 @@ def assign_splits(records: list[dict], seed: int = 0, fractions: tuple[float, ..
             for index in members[group]:
                 split_of[index] = SPLITS[choice]
     return split_of
+
+
+def previous_splits(path: str) -> dict[str, str]:
+    """{"sha256:<hash>": split, "group:<group>": split} of an earlier build (its folder or Hub id)."""
+    from training.data import load_built_dataset
+
+    dataset = load_built_dataset(path)
+    splits = {}
+    for split in SPLITS:
+        if split in dataset:
+            splits |= {f"group:{group}": split for group in dataset[split]["group"]}
+            splits |= {f"sha256:{sha}": split for sha in dataset[split]["sha256"]}
+    return splits
 
 
 def build_dataset_dict(records: list[dict], split_of: list[str]):
@@ -282,6 +320,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no_detect_faces", action="store_true", help="skip the face/landmark pass on face crops (faster; no blackout augmentation); photo_* sources are always detected, their rows are faces")
     parser.add_argument("--num_proc", type=int, default=2)
+    parser.add_argument(
+        "--keep_splits_of",
+        help="an earlier build: files found in it keep their split (with their groups), so models trained on it stay "
+        "honest on this build's test split; only new files are dealt",
+    )
     parser.add_argument("--push_to_hub", action="store_true")
     parser.add_argument("--hub_dataset_id", help="ORG/NAME on the Hugging Face Hub")
     parser.add_argument("--private", action="store_true")
@@ -304,7 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print("error: no readable images found in the given sources", file=sys.stderr)
         return 2
-    split_of = assign_splits(records, seed=args.seed)
+    previous = previous_splits(args.keep_splits_of) if args.keep_splits_of else None
+    split_of = assign_splits(records, seed=args.seed, previous=previous)
+    if previous is not None:
+        report.kept_splits = {
+            "previous": args.keep_splits_of,
+            "rows": sum(f"sha256:{record['file_sha256']}" in previous or f"group:{record['group']}" in previous for record in records),
+            "previous_rows": sum(key.startswith("sha256:") for key in previous),
+        }
     summarize(records, split_of, report)
     dataset_dict = build_dataset_dict(records, split_of)
     output.mkdir(parents=True, exist_ok=True)

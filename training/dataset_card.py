@@ -100,6 +100,15 @@ def render_dataset_card(report, seed: int = 0, sources: list[str] | None = None)
         if photos
         else ""
     )
+    kept = getattr(report, "kept_splits", {}) or {}
+    kept_sentence = (
+        f"\n**Splits carried over:** {kept['rows']} rows (every file of the earlier build `{kept['previous']}`, "
+        f"{kept['previous_rows']} rows, and the groups they belong to) keep the split they had there, so a model trained on "
+        "that build's train split meets none of its training faces in this build's validation or test split; only the "
+        "rows new since then were dealt as above (`--keep_splits_of`)."
+        if kept
+        else ""
+    )
     identity_sentence = (
         "The only names are those of the public figures in the `photo_*` photos, kept in `group` (`person:<name>`, from"
         "\nthe file name) because splits must keep each person in one split; no other identity labels are included."
@@ -162,7 +171,7 @@ in the columns `origin_repo` and `license_note` (and in the corpus' MANIFEST.csv
 CelebA input and its five edits; an AttGAN CelebA id: input, reconstruction and edits) or one latent (StyleGAN2 seeds
 rendered at two truncations; a StyleGAN interpolation) fall in the same split. The 64 people shown by both the 128-px
 and 256-px StarGAN grids form one group. Exact duplicates (same sha256) are kept once ({len(report.duplicates)} dropped);
-unreadable files are skipped and listed in the build report ({len(report.skipped)} skipped).
+unreadable files are skipped and listed in the build report ({len(report.skipped)} skipped).{kept_sentence}
 
 {photo_section}
 ## Features

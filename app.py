@@ -183,6 +183,28 @@ def band_text(threshold: float, band: float = UNCERTAIN_BAND) -> str:
     )
 
 
+HEATMAP_NOTE = (
+    "Left: the crop the model saw. Right: Grad-CAM, the regions that most raised this face's <i>fake</i> score in this "
+    "model (colour scale below). It shows where the model looked, not which pixels were manipulated; on real faces it "
+    "often lights up hair, background or the crop's edges."
+)
+# pytorch-grad-cam draws with OpenCV's JET colour map: blue (no contribution) to red (strongest).
+COLOUR_BAR = (
+    '<div class="dfd-colourbar" style="display:flex;align-items:center;gap:8px;font-size:0.85em;max-width:420px">'
+    "<span>low</span><div style=\"flex:1;height:10px;border-radius:3px;background:linear-gradient(to right,"
+    '#00007f,#0000ff,#00ffff,#7fff7f,#ffff00,#ff0000,#7f0000)"></div><span>high</span></div>'
+)
+
+
+def left_to_right(boxes: list[list[int]]) -> list[int]:
+    """Face numbers (1-based) in reading order: the leftmost face is 1."""
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][0], boxes[i][1]))
+    numbers = [0] * len(boxes)
+    for rank, index in enumerate(order, start=1):
+        numbers[index] = rank
+    return numbers
+
+
 def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
     """(summary markdown, annotated photo HTML, per-face gallery HTML) for `analysis` at `threshold`."""
     if analysis is None:
@@ -190,33 +212,37 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
     verdicts = [verdict_for(p, threshold) for p in analysis.probabilities]
     top = max(analysis.probabilities)
     overall = verdict_for(top, threshold)
+    numbers = left_to_right(analysis.boxes) if analysis.face_found else [1]
     if analysis.face_found:
         count = len(verdicts)
-        found = f"{count} face{'s' if count > 1 else ''} found; each is judged on its own."
+        found = f"{count} face{'s' if count > 1 else ''} found, each judged on its own"
         tally = ", ".join(f"{verdicts.count(v)} {v}" for v in ("Fake", "Uncertain", "Real") if verdicts.count(v))
-        summary = f"## Verdict: {overall}\n\n{found} {tally}. Highest fake probability: **{top:.2f}**."
+        rule = "The photo takes the verdict of its most suspicious face." if count > 1 else ""
+        summary = f"## Verdict: {overall}\n\n{found}: {tally}. {rule} Highest fake probability: **{top:.2f}**."
     else:
         summary = (
             f"## Verdict: {overall}\n\n**No face was found**, so the whole image was classified. "
             f"Fake probability: **{top:.2f}**. The model was trained on face crops; treat this result with extra caution."
         )
     summary += f"\n\nThreshold {threshold:.2f}, uncertain band ± {UNCERTAIN_BAND:.2f}. Model: `{analysis.model}`."
-    photo = annotate(analysis.display, analysis.scale, list(zip(analysis.boxes, verdicts)) if analysis.face_found else [])
+    boxes = list(zip(analysis.boxes, verdicts)) if analysis.face_found else []
+    photo = annotate(analysis.display, analysis.scale, boxes, numbers)
     photo_html = f'<img class="dfd-photo" src="{data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
     cards = []
-    for number, (crop, heatmap, p, verdict) in enumerate(zip(analysis.crops, analysis.heatmaps, analysis.probabilities, verdicts), start=1):
+    for index in sorted(range(len(verdicts)), key=lambda i: numbers[i]):
+        crop, heatmap, p, verdict = analysis.crops[index], analysis.heatmaps[index], analysis.probabilities[index], verdicts[index]
         r, g, b = COLOURS[verdict]
-        name = f"Face {number}" if analysis.face_found else "Whole image"
+        name = f"Face {numbers[index]}" if analysis.face_found else "Whole image"
+        size = f'style="width:min({THUMB_SIDE}px,40vw);height:auto"'
         cards.append(
-            f'<figure class="dfd-face" style="margin:6px;display:inline-block;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
-            f'<div style="display:flex;gap:4px"><img src="{crop}" alt="{name} crop" width="{THUMB_SIDE}" height="{THUMB_SIDE}">'
-            f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" width="{THUMB_SIDE}" height="{THUMB_SIDE}"></div>'
+            f'<figure class="dfd-face" style="margin:6px;display:inline-block;max-width:100%;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
+            f'<div style="display:flex;gap:4px"><img src="{crop}" alt="{name} crop" {size}>'
+            f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" {size}></div>'
             f'<figcaption class="dfd-caption">{html.escape(name)}: <b>{verdict}</b> · fake probability {p:.2f}</figcaption></figure>'
         )
     faces_html = (
         '<div class="dfd-faces">' + "".join(cards) + "</div>"
-        '<p style="font-size:0.85em">Left: the crop the model saw. Right: Grad-CAM, the regions that pushed the score '
-        "towards <i>fake</i> (red = strongest).</p>"
+        f'<p style="font-size:0.85em">{HEATMAP_NOTE}</p>{COLOUR_BAR}'
     )
     return summary, photo_html, faces_html
 

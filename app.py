@@ -155,6 +155,7 @@ class Analysis:
     face_found: bool
     boxes: list[list[int]]
     probabilities: list[float]
+    band: float  # the model's Uncertain half-width, as predict() used it
     crops: list[str] = field(default_factory=list)  # data URIs of the face crops
     heatmaps: list[str] = field(default_factory=list)  # data URIs of the Grad-CAM overlays
 
@@ -170,6 +171,7 @@ def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
         face_found=prediction.face_found,
         boxes=[face.box for face in prediction.faces],
         probabilities=[face.fake_probability for face in prediction.faces],
+        band=prediction.uncertain_band,
         crops=[data_uri(thumb(face.crop)) for face in prediction.faces],
         heatmaps=[data_uri(thumb(face.overlay)) for face in prediction.faces],
     )
@@ -209,9 +211,9 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
     """(summary markdown, annotated photo HTML, per-face gallery HTML) for `analysis` at `threshold`."""
     if analysis is None:
         return "", "", ""
-    verdicts = [verdict_for(p, threshold) for p in analysis.probabilities]
+    verdicts = [verdict_for(p, threshold, analysis.band) for p in analysis.probabilities]
     top = max(analysis.probabilities)
-    overall = verdict_for(top, threshold)
+    overall = verdict_for(top, threshold, analysis.band)
     numbers = left_to_right(analysis.boxes) if analysis.face_found else [1]
     if analysis.face_found:
         count = len(verdicts)
@@ -224,7 +226,7 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
             f"## Verdict: {overall}\n\n**No face was found**, so the whole image was classified. "
             f"Fake probability: **{top:.2f}**. The model was trained on face crops; treat this result with extra caution."
         )
-    summary += f"\n\nThreshold {threshold:.2f}, uncertain band ± {UNCERTAIN_BAND:.2f}. Model: `{analysis.model}`."
+    summary += f"\n\nThreshold {threshold:.2f}, uncertain band ± {analysis.band:.2f}. Model: `{analysis.model}`."
     boxes = list(zip(analysis.boxes, verdicts)) if analysis.face_found else []
     photo = annotate(analysis.display, analysis.scale, boxes, numbers)
     photo_html = f'<img class="dfd-photo" src="{data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
@@ -270,8 +272,8 @@ def detect_ui(payload, threshold, state: dict | None):
 def rethreshold_ui(threshold, state: dict | None):
     threshold = check_threshold(threshold, allow_none=False)
     if not state or "analysis" not in state:
-        return gr.update(), gr.update(), gr.update(), band_text(threshold)
-    return (*render(state["analysis"], threshold), band_text(threshold))
+        return gr.update(), gr.update(), gr.update(), band_text(threshold, get_detector().band)
+    return (*render(state["analysis"], threshold), band_text(threshold, state["analysis"].band))
 
 
 # ---------------------------------------------------------------- API functions (gradio_client)
@@ -459,7 +461,7 @@ def configure(detector: Detector) -> None:
     sentence and the Model tab, so that no page load waits for them."""
     threshold = round(detector.threshold, 2)
     UI["threshold"].value = threshold
-    UI["band"].value = band_text(threshold)
+    UI["band"].value = band_text(threshold, detector.band)
     UI["model_summary"].value, UI["model_plots"].value, UI["model_details"].value = model_tab(detector)
 
 

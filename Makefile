@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install preview clean-venv
+.PHONY: demo test install browser preview clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,8 +22,17 @@ demo: $(STAMP)
 	$(PY) app.py
 
 ## test: the whole test suite (unit, end-to-end on real images, live app and headless browser)
-test: $(STAMP)
+## The dev corpus is read from $DFD_CORPUS (default ../shared/data/faces); with CI=true a missing corpus fails the run.
+test: $(STAMP) browser
 	$(PY) -m pytest -q tests
+
+## browser: Debian's chromium for tests/test_browser.py, installed with apt-get only when /usr/bin/chromium is missing
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } \
+		|| echo "WARNING: could not install chromium; tests/test_browser.py will be skipped"; \
+	else echo "WARNING: /usr/bin/chromium is missing and there is no apt-get; tests/test_browser.py will be skipped"; fi
 
 ## preview: a PNG grid of augmented real and fake training samples
 preview: $(STAMP)

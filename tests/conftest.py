@@ -15,13 +15,62 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# The one setting for the dev corpus (real/ and fake/ face images, never committed): DFD_CORPUS, else ../shared/data/faces.
+CORPUS_ENV = "DFD_CORPUS"
+# Skip reasons that mean "no corpus" (this fixture's and the modules' own skipif markers), counted in the summary.
+CORPUS_SKIP_WORDS = ("corpus", "shared/data/faces", "face images")
+
+
+def corpus_dir() -> Path:
+    """$DFD_CORPUS, or ../shared/data/faces beside the repository."""
+    return Path(os.environ.get(CORPUS_ENV) or REPO_ROOT.parent / "shared" / "data" / "faces").expanduser().resolve()
+
+
+def corpus_present() -> bool:
+    return (corpus_dir() / "real").is_dir() and (corpus_dir() / "fake").is_dir()
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     """The dev corpus of real and fake faces (read at run time, never copied into the repo)."""
-    folder = (REPO_ROOT / ".." / "shared" / "data" / "faces").resolve()
-    if not (folder / "real").is_dir():
-        pytest.skip(f"dev corpus not found at {folder}")
+    folder = corpus_dir()
+    if not corpus_present():
+        pytest.skip(f"dev corpus not found at {folder} (set {CORPUS_ENV})")
     return folder
+
+
+def pytest_report_header(config) -> str:
+    return f"dev corpus ({CORPUS_ENV}): {corpus_dir()} ({'found' if corpus_present() else 'MISSING'})"
+
+
+def _corpus_skips(terminalreporter) -> int:
+    reasons = [str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr) for report in terminalreporter.stats.get("skipped", [])]
+    return sum(any(word in reason for word in CORPUS_SKIP_WORDS) for reason in reasons)
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly when tests were skipped for want of the corpus: a green run without it tested a fraction."""
+    if corpus_present():
+        return
+    skipped = _corpus_skips(terminalreporter)
+    total = sum(len(terminalreporter.stats.get(key, [])) for key in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"))
+    terminalreporter.section("DEV CORPUS MISSING", sep="!", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{skipped} of {total} tests were SKIPPED because the dev corpus is not at {corpus_dir()}.", red=True, bold=True
+    )
+    terminalreporter.write_line(f"Point {CORPUS_ENV} at a folder with real/ and fake/ face images to run them.")
+    if _ci():
+        terminalreporter.write_line("CI=true: a run without the corpus FAILS.", red=True, bold=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Under CI a missing corpus is a failure, not a green run that tested a fraction of the suite.
+    if _ci() and not corpus_present() and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,10 @@ import pytest
 
 from training import build_dataset
 from training.data import load_built_dataset
+from conftest import corpus_dir
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+FACES = corpus_dir()  # DFD_CORPUS, else ../shared/data/faces (tests/conftest.py)
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs the dev corpus at {FACES} (set DFD_CORPUS)")
 
 
 def _manifest_rows() -> list[dict]:

@@ -14,9 +14,10 @@ from PIL import Image
 
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.predict import classify_crops
+from conftest import corpus_dir
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+FACES = corpus_dir()  # DFD_CORPUS, else ../shared/data/faces (tests/conftest.py)
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs the dev corpus at {FACES} (set DFD_CORPUS)")
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ from deepfake_detector.faces import detect_faces
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.preprocess import eval_tensor
 from training.transforms import FacialFeatureBlackout, apply_preset, feature_region, make_preset
+from conftest import corpus_dir
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+FACES = corpus_dir()  # DFD_CORPUS, else ../shared/data/faces (tests/conftest.py)
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs the dev corpus at {FACES} (set DFD_CORPUS)")
 DATA_CONFIG = {"input_size": (3, 128, 128), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 
 

@@ -41,6 +41,7 @@ atexit.register(uploads.remove_folder, UPLOAD_FOLDER)
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 from huggingface_hub import ModelCard  # noqa: E402
 
 from deepfake_detector.draw import COLOURS, THUMB_SIDE, annotate, data_uri, fit, thumb  # noqa: E402
@@ -52,6 +53,8 @@ from deepfake_detector.predict import UNCERTAIN_BAND, Prediction, predict, verdi
 from deepfake_detector.uploads import MAX_UPLOAD_BYTES, PREVIEW_KEEP_S, UNCLAIMED_TTL_S, UploadError, UploadLedger  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parent
+# NASA's public-domain portrait of astronaut Eileen Collins, as shipped with scikit-image (the API page's example).
+EXAMPLE_PHOTO_URL = "https://raw.githubusercontent.com/scikit-image/scikit-image/main/skimage/data/astronaut.png"
 EXAMPLES_DIR = APP_DIR / "examples"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 # Longest side of the annotated photo sent back to the browser (data URI size), and of each face thumbnail.
@@ -294,7 +297,15 @@ def result_json(rgb: np.ndarray, detector: Detector, threshold: float | None = N
 
 @handler
 def predict_api(image, threshold=None, include_overlay=False) -> dict:
-    """One image -> {verdict, fake_probability, threshold, uncertain_band, model, face_found, faces: [...]}."""
+    """Find every face in one photo and say, for each, whether it is real or generated, with a calibrated probability.
+
+    Parameters:
+        image: the photo (gradio_client: handle_file("photo.jpg")); JPEG, PNG, WebP, BMP or GIF, at most 20 MB and 50 megapixels.
+        threshold: decision threshold on the fake probability, a number in [0, 1]; leave it out to use the model's own.
+        include_overlay: true to add pictures as data URIs: the annotated photo (`overlay`) and a Grad-CAM heatmap per face.
+    Returns:
+        A dict: `verdict` ("Real", "Fake" or "Uncertain": the most suspicious face decides), `fake_probability` (that face's), `threshold`, `uncertain_band`, `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`.
+    """
     data = read_upload(image)  # first, so that the upload is deleted whatever is wrong with the rest
     threshold = check_threshold(threshold)
     include_overlay = check_flag(include_overlay, "include_overlay")
@@ -310,7 +321,15 @@ def _file_name(payload) -> str:
 
 @handler
 def predict_batch_api(images, threshold=None, include_overlay=False) -> list[dict]:
-    """Several images -> one result per image, in order; an unreadable image gets {"file", "error"} instead."""
+    """Analyse up to 16 photos in one call: one result per photo, in order; an unreadable photo does not fail the batch.
+
+    Parameters:
+        images: the photos (gradio_client: [handle_file("a.jpg"), handle_file("b.png")]), at most 16, same limits as /predict.
+        threshold: decision threshold on the fake probability, a number in [0, 1]; leave it out to use the model's own.
+        include_overlay: true to add the annotated photo and per-face heatmaps as data URIs to every result.
+    Returns:
+        A list with one dict per photo: the /predict result plus `file` (the name you sent), or {"file", "error"} with the reason the photo could not be read.
+    """
     items = images if isinstance(images, list) else ([] if images is None else [images])
     contents: list[bytes | str] = []
     try:
@@ -527,8 +546,11 @@ def build_demo() -> gr.Blocks:
 
         # Named API endpoints for gradio_client: hidden inputs, separate functions from the UI handlers.
         with gr.Group(visible=False):
-            api_image = gr.File(label="image", type="filepath")
-            api_images = gr.File(label="images", type="filepath", file_count="multiple")
+            api_image = gr.File(label="image", type="filepath", file_types=["image"])
+            api_images = gr.File(label="images", type="filepath", file_count="multiple", file_types=["image"])
+            # The API page's example calls: a public-domain face photo instead of Gradio's placeholder PDF.
+            api_image.example_payload = lambda: handle_file(EXAMPLE_PHOTO_URL)
+            api_images.example_payload = lambda: [handle_file(EXAMPLE_PHOTO_URL)]
             api_threshold = gr.Number(label="threshold", value=None)
             api_overlay = gr.Checkbox(label="include_overlay", value=False)
             api_result = gr.JSON(label="result")

@@ -31,17 +31,23 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def page(chromium, live_app):
+def browser(chromium):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(90_000)
-        page.failed_responses = []  # every HTTP error the page meets (a deleted preview shows up here)
-        page.on("response", lambda r: page.failed_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-        page.goto(live_app["url"], wait_until="domcontentloaded")
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, live_app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(90_000)
+    page.failed_responses = []  # every HTTP error the page meets (a deleted preview shows up here)
+    page.on("response", lambda r: page.failed_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(live_app["url"], wait_until="domcontentloaded")
+    yield page
+    page.close()
 
 
 def _wait_until_deleted(live_app, seconds: float) -> set:
@@ -100,3 +106,77 @@ def test_about_and_model_tabs(page):
     page.get_by_text("not stored").first.wait_for()
     page.get_by_role("tab", name="Model").click()
     page.get_by_text("Dataset card:").first.wait_for()
+
+
+def _group_photo(faces_dir, path) -> str:
+    from PIL import Image
+
+    canvas = Image.new("RGB", (1100, 450), (128, 128, 128))
+    for i, file in enumerate(sorted((faces_dir / "real/celebahq").glob("*.jpg"))[:3]):
+        canvas.paste(Image.open(file).convert("RGB").resize((320, 320)), (30 + i * 360, 60))
+    canvas.save(path, quality=92)
+    return str(path)
+
+
+@pytest.mark.parametrize("viewport", [(390, 844), (1366, 900)], ids=["phone", "desktop"])
+def test_verdict_on_first_screen_and_cards_fit(browser, live_app, faces_dir, tmp_path, viewport):
+    width, height = viewport
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(live_app["url"])
+    page.locator("#dfd-input input[type=file]").set_input_files(_group_photo(faces_dir, tmp_path / "group.jpg"))
+    page.locator("#dfd-summary").get_by_text("Verdict:").wait_for(timeout=90_000)
+    box = page.locator("#dfd-summary h2").bounding_box()
+    assert box["y"] + box["height"] <= height, f"the verdict starts at y={box['y']:.0f}, below the first screen"
+    cards = page.locator(".dfd-face")
+    assert cards.count() == 3
+    for i in range(3):
+        card = cards.nth(i).bounding_box()
+        assert card["x"] >= 0 and card["x"] + card["width"] <= width, f"face card {i + 1} is cut off"
+    captions = [cards.nth(i).locator(".dfd-caption").inner_text() for i in range(3)]
+    assert [c.split(":")[0] for c in captions] == ["Face 1", "Face 2", "Face 3"]
+    lefts = [cards.nth(i).bounding_box()["x"] + 1000 * cards.nth(i).bounding_box()["y"] for i in range(3)]
+    assert lefts == sorted(lefts)  # cards in reading order
+    assert page.locator(".dfd-colourbar").count() == 1
+    page.screenshot(path=str(tmp_path / "screen.png"))  # dev-corpus faces: never into the repository (docs/ has its own)
+    assert not errors, errors
+    page.close()
+
+
+def test_no_broken_images_or_console_errors_in_any_tab(browser, live_app):
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(live_app["url"])
+    page.locator("#dfd-input").wait_for()
+    for tab in ("About", "Model", "Detect"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(500)
+        if tab == "Model":
+            page.get_by_text("Full report and model card").click()
+            page.locator("#dfd-model-plots img").first.wait_for()
+            assert page.locator("#dfd-model-plots img").count() >= 3
+        broken = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth === 0 && i.offsetParent !== null).map(i => i.alt || i.src.slice(0, 80))")
+        assert not broken, (tab, broken)
+    assert not errors, errors
+    page.close()
+
+
+def test_slider_reset_returns_the_models_threshold(browser, live_app, model_dir):
+    import json
+
+    expected = round(float(json.loads((model_dir / "config.json").read_text()).get("threshold", 0.5)), 2)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(live_app["url"])
+    page.get_by_text("Advanced").first.click()
+    number = page.locator("#dfd-threshold input[type=number]")
+    number.wait_for()
+    assert float(number.input_value()) == pytest.approx(expected)
+    page.locator("#dfd-threshold input[type=range]").fill("0.9")
+    page.wait_for_timeout(300)
+    page.locator("#dfd-threshold [data-testid=reset-button]").click()
+    page.wait_for_timeout(300)
+    assert float(number.input_value()) == pytest.approx(expected)
+    assert len(number.input_value()) <= 4  # shown rounded, e.g. "0.3", never "0.3045911"
+    page.close()

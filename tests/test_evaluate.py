@@ -1,7 +1,7 @@
 """training.evaluate and training.perturbations on real face images from ../shared/data/faces.
 
 The model is a random-init tf_efficientnet_lite0 (it tests the evaluator's mechanics, not accuracy);
-its threshold is set to the median clean probability so both classes get predicted.
+its threshold is set to the median clean probability through predict() so both classes get predicted.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def model_folder(tmp_path_factory, image_folder) -> Path:
 
     from deepfake_detector.images import load_rgb_array
     from deepfake_detector.model import load_detector
-    from deepfake_detector.predict import classify_crops
+    from deepfake_detector.predict import predict
     from training.hub import save_model_folder, update_config
 
     torch.manual_seed(0)
@@ -57,10 +57,12 @@ def model_folder(tmp_path_factory, image_folder) -> Path:
         net.get_classifier().bias.zero_()
     folder = save_model_folder(net, tmp_path_factory.mktemp("model") / "random-lite0", threshold=0.5, temperature=1.0, input_size=128)
     images = [load_rgb_array(f) for sub in SOURCES for f in sorted((image_folder / sub).glob("*")) if f.name != "truncated.jpg" and f.suffix != ".txt"]
-    probabilities = np.sort(classify_crops(images, load_detector(folder)))
+    detector = load_detector(folder)
+    probabilities = np.sort([predict(image, detector).fake_probability for image in images])
     assert len(images) == 12 and probabilities[5] < probabilities[6], probabilities
-    # Between the 6th and 7th probability: both classes predicted, no probability sits on the threshold.
-    update_config(folder, threshold=float((probabilities[5] + probabilities[6]) / 2))
+    # Between the 6th and 7th probability: both classes predicted, no probability sits on the threshold; a band
+    # narrower than the gap to the neighbours on either side, so Real, Fake and (maybe) Uncertain all occur.
+    update_config(folder, threshold=float((probabilities[5] + probabilities[6]) / 2), uncertain_band=float((probabilities[6] - probabilities[5]) / 4))
     return folder
 
 
@@ -102,7 +104,8 @@ def test_outputs_and_metrics_match_sklearn(icip_run, model_folder):
     assert metrics["threshold"] == pytest.approx(config["threshold"])
 
     predictions = pd.read_csv(icip_run / "predictions.csv")
-    assert list(predictions.columns) == ["path", "label", "source", "fake_probability", "predicted", "perturbation"]
+    # The historical columns first and in order (downstream readers), then the predict() path's.
+    assert list(predictions.columns) == ["path", "label", "source", "fake_probability", "predicted", "perturbation", "verdict", "face_found", "n_faces", "logit_margin"]
     expected_predicted = np.where(predictions["fake_probability"] >= metrics["threshold"], "fake", "real")
     assert (predictions["predicted"] == expected_predicted).all()
     clean = predictions[predictions["perturbation"] == "none"]
@@ -130,6 +133,77 @@ def test_outputs_and_metrics_match_sklearn(icip_run, model_folder):
     report = (icip_run / "report.md").read_text()
     assert "| Model | Accuracy | Precision (real/fake) | Recall (real/fake) | F1 (real/fake) |" in report
     assert "jpeg_30" in report and "tpdne" in report
+
+
+def test_visitor_outcomes_recomputed_from_predictions(icip_run, model_folder):
+    """Verdicts, coverage, error rates at the operating point and per-source Wilson intervals, recomputed from
+    predictions.csv with scipy and the predict() verdict rule."""
+    from scipy.stats import binomtest
+
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import verdict_for
+    from training.calibration import expected_calibration_error
+
+    metrics = json.loads((icip_run / "metrics.json").read_text())
+    detector = load_detector(model_folder)
+    assert metrics["mode"] == "predict" and metrics["uncertain_band"] == pytest.approx(detector.band)
+    clean = pd.read_csv(icip_run / "predictions.csv").query("perturbation == 'none'")
+    # Each image's verdict is the rule applied to its (most suspicious face's) probability.
+    assert all(v == verdict_for(p, detector.threshold, detector.band) for v, p in zip(clean["verdict"], clean["fake_probability"]))
+    assert clean["face_found"].all() and (clean["n_faces"] >= 1).all()  # every corpus crop has a detectable face
+    assert metrics["coverage"]["value"] == 1.0 and metrics["coverage"]["n"] == 12
+    real, fake = clean[clean["label"] == "real"], clean[clean["label"] == "fake"]
+    assert metrics["false_fake_rate"]["value"] == pytest.approx((real["verdict"] == "Fake").mean())
+    assert metrics["missed_fake_rate"]["value"] == pytest.approx((fake["verdict"] == "Real").mean())
+    decided = clean[clean["verdict"] != "Uncertain"]
+    assert metrics["decided_accuracy"]["n"] == len(decided)
+    assert metrics["decided_accuracy"]["value"] == pytest.approx((decided["verdict"].str.lower() == decided["label"]).mean())
+    assert sum(metrics["verdict_shares"].values()) == pytest.approx(1.0)
+    labels = (clean["label"] == "fake").astype(int).to_numpy()
+    assert metrics["ece"]["class_balanced"] == pytest.approx(expected_calibration_error(clean["fake_probability"].to_numpy(), labels))
+    for source, block in metrics["per_source"].items():
+        rows = clean[clean["source"] == source]
+        correct = int((rows["label"] == rows["predicted"]).sum())
+        interval = binomtest(correct, len(rows)).proportion_ci(method="wilson")
+        assert block["accuracy_ci95"] == pytest.approx([interval.low, interval.high])
+        assert block["small_n"] is True  # 3 images per source
+    report = (icip_run / "report.md").read_text()
+    assert "## Operating point" in report and "(n=3 < 30)" in report and "Wilson" in report
+    assert (icip_run / "reliability.png").stat().st_size > 0
+
+
+def test_whole_image_mode_classifies_the_image_whole(model_folder, image_folder, tmp_path):
+    """--whole_image: one classify_crops call per image, no face detection (coverage not reported)."""
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import classify_crops
+    from training.evaluate import main
+
+    assert main(["--model", str(model_folder), "--data", str(image_folder), "--output", str(tmp_path), "--whole_image", "--no_progress"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["mode"] == "whole_image" and "coverage" not in metrics
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert predictions["face_found"].isna().all()
+    detector = load_detector(model_folder)
+    expected = classify_crops([load_rgb_array(image_folder / path) for path in predictions["path"]], detector)
+    assert np.allclose(predictions["fake_probability"], expected, atol=1e-6)
+
+
+def test_perturbation_sample_perturbs_only_a_seeded_sample(model_folder, image_folder):
+    """perturbation_sample=N: every image clean, only N of them (seeded, the same each run) perturbed."""
+    from deepfake_detector.model import load_detector
+    from training.evaluate import evaluate_records, records_from_folder
+    from training.perturbations import PERTURBATION_SETS
+
+    records = [r for r in records_from_folder(image_folder) if r["path"] not in ("fake/tpdne/truncated.jpg", "real/not_an_image.jpg")]
+    detector = load_detector(model_folder)
+    runs = [evaluate_records(detector, records, perturbations="icip", perturbation_sample=4, progress=False) for _ in range(2)]
+    (metrics, predictions), (_, again) = runs
+    perturbed = predictions[predictions["perturbation"] != "none"]
+    assert (predictions["perturbation"] == "none").sum() == len(records) == 12
+    assert perturbed["path"].nunique() == 4 and len(perturbed) == 4 * len(PERTURBATION_SETS["icip"])
+    assert set(perturbed["path"]) == set(again.loc[again["perturbation"] != "none", "path"])
+    assert metrics["perturbation_sample"]["n_images"] == 4 and metrics["n_images"] == 12
 
 
 def test_bad_images_are_reported_not_fatal(icip_run):
@@ -195,7 +269,7 @@ def test_dataset_records_and_api(model_folder, image_folder, tmp_path):
     write_outputs(tmp_path / "out", metrics, predictions)
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert written["training"] == {"best_loss": 0.25, "history": [0, 1]}
-    assert written["plots"] == ["confusion_matrix.png", "roc_curve.png", "per_source.png"]
+    assert written["plots"] == ["confusion_matrix.png", "roc_curve.png", "per_source.png", "reliability.png"]
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"metrics.json", "predictions.csv", "report.md", "roc_curve.png", "per_source.png"}
 
 

@@ -1,15 +1,25 @@
-"""Evaluate a detector on whole face images: metrics.json, predictions.csv, report.md and plots.
+"""Evaluate a detector the way the app answers a visitor: metrics.json, predictions.csv, report.md and plots.
 
     python -m training.evaluate --model models/deepfake-detector-effnet-lite0 --data data/built --split test --output runs/eval
     python -m training.evaluate --model MODEL --data ../shared/data/faces --output runs/eval --perturbations icip --limit 500
     python -m training.evaluate --model MODEL_A --compare MODEL_B MODEL_C --data DATA --output runs/compare
+    python -m training.evaluate --model MODEL --data data/built --whole_image --output runs/eval-crops
 
 --data is a built dataset (folder or Hub id; --split picks the split) or an image folder with real/ and
-fake/ subfolders, nested freely; the first folder under real/ or fake/ names the source. Images are
-classified whole (dataset images are already face crops) through `classify_crops`, the code path the
-app uses. Unreadable images are listed under `skipped` in metrics.json, not fatal. --perturbations icip
-also classifies every image after each processing in `training.perturbations`. Metrics come from the
-local `evaluate` module in training/metrics/binary_detection (loaded by path; the Hub is not needed).
+fake/ subfolders, nested freely; the first folder under real/ or fake/ names the source.
+
+By default every image goes through `deepfake_detector.predict.predict_many` (`predict` for a batch: the same
+functions, crops classified in shared batches), the app's own path: detect faces, crop
+1.45x each box, classify, verdict (Real / Fake / Uncertain at the model's threshold and band; the most suspicious
+face decides; no face: the whole image is classified, as the app does). Reported on top of the usual metrics: face
+detection coverage, the share of each verdict per source, accuracy on the decided faces, both error rates at the
+operating point (real called Fake, fake called Real) with Wilson 95% intervals, and the class-balanced ECE before
+and after calibration. --whole_image classifies each image whole instead (`classify_crops`; for datasets of
+face crops, and the training loop's view of validation).
+
+Unreadable images are listed under `skipped` in metrics.json, not fatal. --perturbations icip also classifies
+every image after each processing in `training.perturbations`. Metrics come from the local `evaluate` module in
+training/metrics/binary_detection (loaded by path; the Hub is not needed).
 """
 
 from __future__ import annotations
@@ -27,14 +37,21 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detector.images import ImageError, load_rgb_array
-from deepfake_detector.model import Detector, load_detector
-from deepfake_detector.predict import classify_crops
+from deepfake_detector.model import Detector, fake_margin, load_detector, sigmoid
+from deepfake_detector.predict import crop_logits, predict_many, verdict_for
+from training.calibration import expected_calibration_error
 from training.data import LABEL_NAMES
+from training.intervals import SMALL_N, format_proportion, proportion
 from training.perturbations import perturbation_set
 
 METRIC_MODULE = Path(__file__).resolve().parent / "metrics" / "binary_detection"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-PREDICTION_COLUMNS = ["path", "label", "source", "fake_probability", "predicted", "perturbation"]
+# The first six are the historical columns (kept, in order); the rest were added with the predict() path.
+PREDICTION_COLUMNS = ["path", "label", "source", "fake_probability", "predicted", "perturbation", "verdict", "face_found", "n_faces", "logit_margin"]
+MODES = ("predict", "whole_image")
+# What a visitor is told, per verdict: Fake for a real photo is the costly error.
+CORRECT_VERDICT = {"real": "Real", "fake": "Fake"}
+WRONG_VERDICT = {"real": "Fake", "fake": "Real"}
 CLEAN = "none"
 LIMIT_SEED = 0
 
@@ -136,37 +153,62 @@ def evaluate_records(
     progress: bool = True,
     *,
     data_description: str = "",
+    mode: str = "predict",
+    perturbation_sample: int | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Classify every record (clean, then once per perturbation of the named set) and compute the metrics.
 
     records: dicts with path, label (0/1 or "real"/"fake"), source and image_bytes or file.
+    mode: "predict" (the app's path: faces detected, cropped, classified, verdict) or "whole_image".
+    perturbation_sample: perturb only a seeded random sample of this many records (predict() on every perturbed
+    image costs 16x the clean run); metrics["perturbation_sample"] then gives n and the clean metrics on that sample.
     Returns (metrics for metrics.json, one prediction row per image and perturbation).
     """
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     chosen = perturbation_set(perturbations)
     total = len(records) if hasattr(records, "__len__") else None
     rows, skipped, batch = [], [], []
     clean_seconds = 0.0
     started = time.perf_counter()
+    threshold, band = detector.threshold, detector.band
+    perturbed_indices = None
+    if chosen and perturbation_sample and total is not None and perturbation_sample < total:
+        perturbed_indices = set(np.random.default_rng(LIMIT_SEED).choice(total, size=perturbation_sample, replace=False).tolist())
+
+    def classify(images: list[np.ndarray]) -> list[tuple]:
+        """(fake_probability, verdict, face_found, n_faces, logit_margin) per image."""
+        if mode == "whole_image":
+            logits = crop_logits(images, detector, batch_size=batch_size)
+            probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
+            return [(float(p), verdict_for(float(p), threshold, band), None, None, float(m)) for p, m in zip(probabilities, margins)]
+        results = []
+        for prediction in predict_many(images, detector, batch_size=batch_size):
+            margin = max(face.logit_margin for face in prediction.faces)  # the deciding face: calibration is monotonic
+            results.append((prediction.fake_probability, prediction.verdict, prediction.face_found, len(prediction.faces) if prediction.face_found else 0, margin))
+        return results
 
     def flush() -> None:
         nonlocal clean_seconds
-        images = [image for _, image in batch]
         # One variant at a time: holding all of them for a batch of 1024-px images would take gigabytes.
         for name, perturb in [(CLEAN, None)] + [(p.name, p) for p in chosen]:
-            arrays = images if perturb is None else [perturb(image) for image in images]
+            members = batch if perturb is None else [item for item in batch if perturbed_indices is None or item[0]["index"] in perturbed_indices]
+            if not members:
+                continue
+            arrays = [image if perturb is None else perturb(image) for _, image in members]
             tick = time.perf_counter()
-            probabilities = classify_crops(arrays, detector, batch_size=batch_size)
+            outcomes = classify(arrays)
             if name == CLEAN:
                 clean_seconds += time.perf_counter() - tick
-            for (record, _), probability in zip(batch, probabilities):
-                rows.append((record["path"], record["label"], record["source"], float(probability), name))
+            for (record, _), outcome in zip(members, outcomes):
+                rows.append((record["path"], record["label"], record["source"], name, *outcome))
         batch.clear()
 
-    for record in tqdm(records, total=total, unit="img", desc=f"evaluate {detector.name}", disable=not progress):
+    for index, record in enumerate(tqdm(records, total=total, unit="img", desc=f"evaluate {detector.name}", disable=not progress)):
         label = LABEL_NAMES[_label_index(record.get("label"))]
         tick = time.perf_counter()
         try:
@@ -176,7 +218,7 @@ def evaluate_records(
             continue
         finally:
             clean_seconds += time.perf_counter() - tick
-        batch.append(({"path": str(record["path"]), "label": label, "source": str(record.get("source") or label)}, image))
+        batch.append(({"path": str(record["path"]), "label": label, "source": str(record.get("source") or label), "index": index}, image))
         if len(batch) >= batch_size:
             flush()
     if batch:
@@ -186,19 +228,24 @@ def evaluate_records(
         reasons = "; ".join(f"{item['path']}: {item['reason']}" for item in skipped[:3])
         raise ValueError(f"No image could be evaluated ({len(skipped)} skipped{': ' + reasons if reasons else ''}); check --data.")
 
-    predictions = pd.DataFrame(rows, columns=["path", "label", "source", "fake_probability", "perturbation"])
-    predictions["predicted"] = np.where(predictions["fake_probability"] >= detector.threshold, "fake", "real")
+    predictions = pd.DataFrame(rows, columns=["path", "label", "source", "perturbation", "fake_probability", "verdict", "face_found", "n_faces", "logit_margin"])
+    predictions["predicted"] = np.where(predictions["fake_probability"] >= threshold, "fake", "real")
     predictions = predictions[PREDICTION_COLUMNS]
     clean = predictions[predictions["perturbation"] == CLEAN]
     metrics = {
         "model": detector.name,
         "model_folder": str(detector.folder),
         "data": data_description,
-        "threshold": detector.threshold,
+        "mode": mode,
+        "threshold": threshold,
+        "uncertain_band": band,
         "temperature": detector.temperature,
+        "calibration_summary": detector.calibration_summary,
         "n_images": int(len(clean)),
         **_metrics_for(clean),
-        "per_source": _per_source(clean),
+        "ece": _ece(clean),
+        **_visitor_outcomes(clean, mode),
+        "per_source": _per_source(clean, mode),
         "skipped": skipped,
         "n_skipped": len(skipped),
         # Decode + clean classification only, so the number does not depend on the perturbation set.
@@ -207,6 +254,9 @@ def evaluate_records(
     }
     if chosen:
         metrics["perturbation_set"] = perturbations
+        if perturbed_indices is not None:
+            sampled = clean[clean["path"].isin(set(predictions.loc[predictions["perturbation"] != CLEAN, "path"]))]
+            metrics["perturbation_sample"] = {"n_images": int(len(sampled)), "seed": LIMIT_SEED, "clean": _metrics_for(sampled)}
         metrics["per_perturbation"] = {
             p.name: {**p.to_json(), **_metrics_for(predictions[predictions["perturbation"] == p.name])} for p in chosen
         }
@@ -221,8 +271,39 @@ def _metrics_for(frame: pd.DataFrame) -> dict:
     return result
 
 
-def _per_source(frame: pd.DataFrame) -> dict:
-    """Accuracy and counts per source; for a one-class source accuracy is that class's recall."""
+def _ece(frame: pd.DataFrame) -> dict:
+    """Class-balanced ECE (10 bins) of the displayed probability, and of softmax without any calibration."""
+    labels = (frame["label"] == "fake").astype(int).to_numpy()
+    return {
+        "class_balanced": expected_calibration_error(frame["fake_probability"].to_numpy(), labels),
+        "class_balanced_uncalibrated": expected_calibration_error(sigmoid(frame["logit_margin"].to_numpy()), labels),
+        "bins": 10,
+    }
+
+
+def _visitor_outcomes(frame: pd.DataFrame, mode: str) -> dict:
+    """What visitors are told: verdict shares, coverage, both error rates at the operating point, decided accuracy."""
+    found = frame["face_found"].astype(bool) if mode == "predict" else pd.Series(True, index=frame.index)
+    decided = found & frame["verdict"].isin(["Real", "Fake"])
+    correct = frame["verdict"] == frame["label"].map(CORRECT_VERDICT)
+    wrong = frame["verdict"] == frame["label"].map(WRONG_VERDICT)
+    real, fake = frame["label"] == "real", frame["label"] == "fake"
+    outcomes = {
+        "verdict_shares": {verdict: float((frame["verdict"] == verdict).mean()) for verdict in ("Real", "Fake", "Uncertain")},
+        "decided_accuracy": proportion(int((correct & decided).sum()), int(decided.sum())),
+        "false_fake_rate": proportion(int((wrong & real).sum()), int(real.sum())),
+        "missed_fake_rate": proportion(int((wrong & fake).sum()), int(fake.sum())),
+        "uncertain_rate": {label: float((frame["verdict"][frame["label"] == label] == "Uncertain").mean()) if (frame["label"] == label).any() else None for label in LABEL_NAMES},
+    }
+    if mode == "predict":
+        outcomes["coverage"] = proportion(int(found.sum()), len(frame))
+    return outcomes
+
+
+def _per_source(frame: pd.DataFrame, mode: str = "whole_image") -> dict:
+    """Per source: accuracy (at the threshold) with its Wilson interval, then the visitor outcomes.
+
+    For a one-class source accuracy is that class's recall."""
     result = {}
     for source, group in frame.groupby("source", sort=True):
         correct = (group["label"] == group["predicted"]).to_numpy()
@@ -231,7 +312,10 @@ def _per_source(frame: pd.DataFrame) -> dict:
             "n_real": int((group["label"] == "real").sum()),
             "n_fake": int((group["label"] == "fake").sum()),
             "accuracy": float(correct.mean()),
+            "accuracy_ci95": proportion(int(correct.sum()), len(group))["ci95"],
+            "small_n": bool(len(group) < SMALL_N),
             "mean_fake_probability": float(group["fake_probability"].mean()),
+            **_visitor_outcomes(group, mode),
         }
     return result
 
@@ -282,19 +366,79 @@ def summary_row(name: str, metrics: dict) -> str:
 SUMMARY_HEADER = "| Model | Accuracy | Precision (real/fake) | Recall (real/fake) | F1 (real/fake) |\n|---|---|---|---|---|"
 
 
+def _share(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def operating_point_lines(metrics: dict) -> list[str]:
+    """The visitor's view: verdict shares, coverage and both error rates at the operating point (markdown lines)."""
+    threshold, band = metrics["threshold"], metrics.get("uncertain_band", 0.1)
+    shares = metrics.get("verdict_shares") or {}
+    lines = [
+        f"Verdicts at threshold {threshold:.2f} with Uncertain band ±{band:.3f} (Fake from {threshold + band:.3f} up, "
+        f"Real below {threshold - band:.3f}), through {'`predict()`, the app path' if metrics.get('mode') == 'predict' else 'whole-image classification'}:",
+        "",
+        "| | value [Wilson 95%] |",
+        "|---|---|",
+        f"| real faces called **Fake** (false-fake rate) | {format_proportion(metrics.get('false_fake_rate'))} |",
+        f"| fake faces called **Real** (missed-fake rate) | {format_proportion(metrics.get('missed_fake_rate'))} |",
+        f"| Uncertain (real / fake) | {_share((metrics.get('uncertain_rate') or {}).get('real'))} / {_share((metrics.get('uncertain_rate') or {}).get('fake'))} |",
+        f"| accuracy on decided faces (Real or Fake) | {format_proportion(metrics.get('decided_accuracy'))} |",
+        f"| verdict shares Real / Fake / Uncertain | {_share(shares.get('Real'))} / {_share(shares.get('Fake'))} / {_share(shares.get('Uncertain'))} |",
+    ]
+    if metrics.get("coverage"):
+        lines.append(f"| a face was detected (coverage) | {format_proportion(metrics['coverage'])} |")
+    ece = metrics.get("ece") or {}
+    if ece:
+        lines.append(f"| class-balanced ECE ({ece.get('bins', 10)} bins): uncalibrated softmax -> displayed probability | {_num(ece.get('class_balanced_uncalibrated'))} -> {_num(ece.get('class_balanced'))} |")
+    return lines
+
+
+def per_source_lines(metrics: dict) -> list[str]:
+    """Per source: accuracy at the threshold with its Wilson interval, verdict shares and the source's error rate."""
+    predict_mode = metrics.get("mode") == "predict"
+    lines = [
+        f"Accuracy at threshold {metrics['threshold']:.2f} with Wilson 95% intervals; sources with fewer than {SMALL_N} images are"
+        " flagged: their numbers are anecdotes, not estimates. Error at the operating point: real sources, share called"
+        " Fake; fake sources, share called Real.",
+        "",
+        "| Source | Images | Real | Fake | Accuracy [95% CI] | Verdicts Real / Fake / Uncertain | Error at operating point [95% CI] |"
+        + (" Face found |" if predict_mode else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if predict_mode else ""),
+    ]
+    for source, row in metrics["per_source"].items():
+        accuracy = proportion(round(row["accuracy"] * row["count"]), row["count"])
+        shares = row.get("verdict_shares") or {}
+        error = row.get("false_fake_rate") if row["n_real"] and not row["n_fake"] else row.get("missed_fake_rate") if row["n_fake"] and not row["n_real"] else None
+        kind = "called Fake " if row["n_real"] and not row["n_fake"] else "called Real " if row["n_fake"] and not row["n_real"] else ""
+        line = (
+            f"| {source} | {row['count']} | {row['n_real']} | {row['n_fake']} | {format_proportion(accuracy)} "
+            f"| {_share(shares.get('Real'))} / {_share(shares.get('Fake'))} / {_share(shares.get('Uncertain'))} | {kind}{format_proportion(error)} |"
+        )
+        if predict_mode:
+            line += f" {_share((row.get('coverage') or {}).get('value'))} |"
+        lines.append(line)
+    return lines
+
+
 def render_report(metrics: dict) -> str:
-    """The markdown classification report: summary, per class, confusion, per source, per perturbation, skipped."""
+    """The markdown classification report: summary, operating point, per class, confusion, per source, per perturbation, skipped."""
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     lines = [
         f"# Evaluation of {metrics['model']}",
         "",
         f"Data: {metrics['data'] or 'n/a'}. Images: {metrics['n_images']} (skipped {metrics['n_skipped']}). "
-        f"Threshold {metrics['threshold']:.3f}, temperature {metrics['temperature']:.3f}. "
+        f"Mode: {metrics.get('mode', 'whole_image')}. Threshold {metrics['threshold']:.3f}; calibration: "
+        f"{metrics.get('calibration_summary') or 'temperature ' + format(metrics['temperature'], '.3f')}. "
         f"Balanced accuracy {_num(metrics['balanced_accuracy'])}, ROC AUC {_num(metrics['roc_auc'])}, "
         f"{_num(metrics['images_per_second'], 1)} images/s.",
         "",
         SUMMARY_HEADER,
         summary_row(metrics["model"], metrics),
+        "",
+        "## Operating point (what a visitor is told)",
+        "",
+        *operating_point_lines(metrics),
         "",
         "## Per class",
         "",
@@ -304,18 +448,21 @@ def render_report(metrics: dict) -> str:
     for name in LABEL_NAMES:
         row = metrics["per_class"][name]
         lines.append(f"| {name} | {_num(row['precision'])} | {_num(row['recall'])} | {_num(row['f1'])} | {row['support']} |")
-    lines += ["", "## Confusion matrix", "", "| true \\ predicted | real | fake |", "|---|---|---|", f"| real | {tn} | {fp} |", f"| fake | {fn} | {tp} |"]
-    lines += ["", "## Per source", "", "| Source | Images | Real | Fake | Accuracy | Mean P(fake) |", "|---|---|---|---|---|---|"]
-    for source, row in metrics["per_source"].items():
-        lines.append(f"| {source} | {row['count']} | {row['n_real']} | {row['n_fake']} | {_num(row['accuracy'])} | {_num(row['mean_fake_probability'])} |")
+    lines += ["", "## Confusion matrix (at the threshold, no Uncertain band)", "", "| true \\ predicted | real | fake |", "|---|---|---|", f"| real | {tn} | {fp} |", f"| fake | {fn} | {tp} |"]
+    lines += ["", "## Per source", "", *per_source_lines(metrics)]
     if metrics.get("per_perturbation"):
+        sample = metrics.get("perturbation_sample")
+        clean_row = sample["clean"] if sample else metrics
         lines += [
             "",
             "## Per perturbation",
             "",
+            f"On a seeded random sample of {sample['n_images']} of the {metrics['n_images']} images (seed {sample['seed']}); the first row is"
+            " the clean images of that sample." if sample else "On every image; the first row is the clean images.",
+            "",
             "| Perturbation | Parameters | Accuracy | Balanced accuracy | ROC AUC | Recall (real/fake) | F1 (real/fake) |",
             "|---|---|---|---|---|---|---|",
-            f"| none | clean images | {_num(metrics['accuracy'])} | {_num(metrics['balanced_accuracy'])} | {_num(metrics['roc_auc'])} | {_pair(metrics, 'recall')} | {_pair(metrics, 'f1')} |",
+            f"| none | clean images | {_num(clean_row['accuracy'])} | {_num(clean_row['balanced_accuracy'])} | {_num(clean_row['roc_auc'])} | {_pair(clean_row, 'recall')} | {_pair(clean_row, 'f1')} |",
         ]
         for name, row in metrics["per_perturbation"].items():
             params = ", ".join(f"{key}={value}" for key, value in row["params"].items())
@@ -390,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--perturbations", default=None, choices=["icip", "none"], help="also evaluate under this processing set")
     parser.add_argument("--compare", nargs="+", default=[], metavar="MODEL", help="more models to evaluate on the same data")
     parser.add_argument("--limit", type=int, default=None, help="evaluate a seeded random sample of N images")
+    parser.add_argument("--perturbation_sample", type=int, default=None, help="perturb only a seeded random sample of N images")
+    parser.add_argument("--whole_image", action="store_true", help="classify each image whole (datasets of face crops) instead of through predict()")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--no_progress", action="store_true", help="no progress bar (logs, CI)")
     args = parser.parse_args(argv)
@@ -407,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         detector = load_detector(model_id)
         metrics, predictions = evaluate_records(
             detector, records, perturbations=args.perturbations, batch_size=args.batch_size,
-            progress=not args.no_progress, data_description=description,
+            progress=not args.no_progress, data_description=description, mode="whole_image" if args.whole_image else "predict",
+            perturbation_sample=args.perturbation_sample,
         )
         folder = output if len(models) == 1 else output / _folder_name(detector.name, taken)
         write_outputs(folder, metrics, predictions)

@@ -1,5 +1,6 @@
 """Evaluation plots (matplotlib, Agg backend, no display needed): confusion matrix, ROC curve, per-source
-accuracy and per-perturbation balanced accuracy. Each function writes one PNG and returns its path.
+accuracy (with Wilson intervals), per-perturbation balanced accuracy and the reliability diagram. Each function
+writes one PNG and returns its path.
 """
 
 from __future__ import annotations
@@ -70,15 +71,22 @@ def plot_roc_curve(labels: np.ndarray, fake_probabilities: np.ndarray, path: str
 
 
 def plot_per_source(per_source: dict, path: str | Path, title: str = "Accuracy per source") -> Path:
-    """Horizontal bars of accuracy per source, coloured by class, annotated with the image count."""
+    """Horizontal bars of accuracy per source, coloured by class, with Wilson 95% intervals and the image count."""
     names = list(per_source)
     figure, axis = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.4))
     accuracies = [per_source[name]["accuracy"] for name in names]
     colours = ["tab:blue" if per_source[name]["n_fake"] == 0 else "tab:red" if per_source[name]["n_real"] == 0 else "tab:purple" for name in names]
-    bars = axis.barh(names, accuracies, color=colours)
+    bars = axis.barh(names, accuracies, color=colours, alpha=0.85)
+    intervals = [per_source[name].get("accuracy_ci95") for name in names]
+    if all(intervals):
+        low = [a - ci[0] for a, ci in zip(accuracies, intervals)]
+        high = [ci[1] - a for a, ci in zip(accuracies, intervals)]
+        axis.errorbar(accuracies, range(len(names)), xerr=[low, high], fmt="none", ecolor="black", capsize=3, linewidth=1)
     for bar, name in zip(bars, names):
-        axis.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, f"{bar.get_width():.3f}  (n={per_source[name]['count']})", va="center", fontsize=8)
-    axis.set_xlim(0, 1.25)
+        n = per_source[name]["count"]
+        flag = "  small n" if per_source[name].get("small_n") else ""
+        axis.text(1.02, bar.get_y() + bar.get_height() / 2, f"{bar.get_width():.3f}  (n={n}){flag}", va="center", fontsize=8)
+    axis.set_xlim(0, 1.45)
     axis.invert_yaxis()
     axis.set_xlabel("accuracy (blue: real source, red: fake source)")
     axis.set_title(title)
@@ -103,6 +111,44 @@ def plot_per_perturbation(per_perturbation: dict, clean_balanced_accuracy: float
     return _save(figure, Path(path))
 
 
+def reliability_bins(probability: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict]:
+    """Class-balanced reliability bins (the same weighting as the ECE): mean P(fake), share fake, weight per bin."""
+    from training.calibration import class_balanced_weights
+
+    probability, labels = np.asarray(probability, dtype=float), np.asarray(labels, dtype=float)
+    weights = class_balanced_weights(labels)
+    edges = np.linspace(0, 1, bins + 1)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (probability >= low) & ((probability < high) | (high == 1.0))
+        if inside.any():
+            w = weights[inside]
+            rows.append({"low": float(low), "high": float(high), "confidence": float(np.average(probability[inside], weights=w)),
+                         "observed": float(np.average(labels[inside], weights=w)), "weight": float(w.sum() / weights.sum()), "n": int(inside.sum())})
+    return rows
+
+
+def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: str | Path, title: str = "Reliability (class-balanced)") -> Path:
+    """Reliability diagram: per bin, mean P(fake) against the class-balanced share of fakes, one line per curve
+    ({name: probabilities}), the marker area proportional to the bin's weight; the diagonal is perfect calibration."""
+    from training.calibration import expected_calibration_error
+
+    figure, axis = plt.subplots(figsize=(4.8, 4.6))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    for (name, probability), colour in zip(curves.items(), ("tab:orange", "tab:blue", "tab:green")):
+        rows = reliability_bins(probability, labels)
+        ece = expected_calibration_error(probability, labels)
+        axis.plot([r["confidence"] for r in rows], [r["observed"] for r in rows], marker="o", color=colour, label=f"{name} (ECE {ece:.3f})", linewidth=1.5)
+        axis.scatter([r["confidence"] for r in rows], [r["observed"] for r in rows], s=[600 * r["weight"] for r in rows], color=colour, alpha=0.25)
+    axis.set_xlabel("displayed P(fake), bin mean")
+    axis.set_ylabel("share fake (each class weighted equally)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(loc="upper left", fontsize=8)
+    axis.set_title(title)
+    return _save(figure, Path(path))
+
+
 def write_plots(output_dir: str | Path, metrics: dict, predictions: pd.DataFrame) -> list[Path]:
     """All evaluation plots for `training.evaluate` outputs (per_perturbation.png only with perturbations)."""
     output = Path(output_dir)
@@ -114,5 +160,13 @@ def write_plots(output_dir: str | Path, metrics: dict, predictions: pd.DataFrame
         plot_per_source(metrics["per_source"], output / "per_source.png"),
     ]
     if metrics.get("per_perturbation"):
-        written.append(plot_per_perturbation(metrics["per_perturbation"], metrics["balanced_accuracy"], output / "per_perturbation.png"))
+        sample = metrics.get("perturbation_sample")
+        clean_reference = (sample["clean"] if sample else metrics)["balanced_accuracy"]
+        title = f"Balanced accuracy per perturbation ({sample['n_images']}-image sample)" if sample else "Balanced accuracy per perturbation"
+        written.append(plot_per_perturbation(metrics["per_perturbation"], clean_reference, output / "per_perturbation.png", title=title))
+    if "logit_margin" in clean and len(np.unique(labels)) == 2:
+        from deepfake_detector.model import sigmoid
+
+        curves = {"uncalibrated softmax": sigmoid(clean["logit_margin"].to_numpy()), "displayed (calibrated)": clean["fake_probability"].to_numpy()}
+        written.append(plot_reliability(labels, curves, output / "reliability.png", title=f"{metrics['model']}: reliability on {len(clean)} images"))
     return written

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus
 TINY = ["--model", "mobilenetv3_small_050", "--input_size", "64", "--batch_size", "8", "--num_workers", "0", "--samples_per_epoch", "32"]
 
 
-def _launch(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", "1", "-m", "training.train", *args]
+def _launch(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes), "--num_cpu_threads_per_process", "1", "-m", "training.train", *args]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -57,7 +57,7 @@ def test_training_writes_the_hub_folder(trained):
     assert not list(trained.glob("*.bin")) and not list(trained.glob("*.pth"))
     config = json.loads((trained / "config.json").read_text())
     assert config["architecture"] == "mobilenetv3_small_050" and config["label_names"] == ["real", "fake"]
-    assert 0 < config["threshold"] < 1 and config["temperature"] > 0
+    assert config["threshold"] == 0.5 and config["calibration"]["method"] in ("platt", "isotonic") and 0 <= config["uncertain_band"] < 0.5
     assert config["pretrained_cfg"]["input_size"] == [3, 64, 64]
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["per_perturbation"] and metrics["training"]["history"]
@@ -118,6 +118,23 @@ def test_resume_continues_from_the_checkpoint(trained, tiny_dataset):
     assert "epoch 2/2" in result.stderr and "epoch 1/2" not in result.stderr
     history = json.loads((trained / "metrics.json").read_text())["training"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_two_processes_calibrate_on_all_of_validation(tiny_dataset, tmp_path):
+    """Under `accelerate launch --num_processes 2` each process scores half of validation; the calibration written
+    to config.json must equal the one fitted in a single process on all of validation with the saved weights."""
+    from deepfake_detector.model import load_detector
+    from training.calibration import app_path_margins, calibrate
+    from training.data import load_built_dataset
+
+    output = tmp_path / "two-processes"
+    _launch("--dataset", str(tiny_dataset), "--output_dir", str(output), "--epochs", "1", "--perturbations", "", *TINY, processes=2)
+    config = json.loads((output / "config.json").read_text())
+    validation = load_built_dataset(str(tiny_dataset))["validation"]
+    assert config["calibration"]["validation_images"] == len(validation) >= 4  # not half of it
+    single = calibrate(*app_path_margins(load_detector(output), validation), method=config["calibration"]["method"])
+    for key in ("slope", "intercept", "validation_ece_before", "validation_ece_after", "uncertain_band"):
+        assert config["calibration"][key] == pytest.approx(single[key], rel=1e-3, abs=1e-4), key
 
 
 def test_unknown_model_is_a_clear_error(tiny_dataset, tmp_path):

@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--method", default="auto", choices=["auto", "platt", "isotonic"], help="auto: by cross-validation on validation")
     parser.add_argument("--evaluate", action="store_true", help="re-evaluate the test split (with ICIAP perturbations) and re-render the card")
+    parser.add_argument("--perturbation_sample", type=int, default=None, help="with --evaluate: perturb a seeded sample of N test images")
     args = parser.parse_args(argv)
 
     import json
@@ -280,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.model_dir)
         previous_metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
         metrics, predictions = evaluate_records(
-            load_detector(folder), records_from_dataset(dataset["test"]), perturbations="icip", data_description=f"{args.dataset} (test split)"
+            load_detector(folder), records_from_dataset(dataset["test"]), perturbations="icip", data_description=f"{args.dataset} (test split)",
+            perturbation_sample=args.perturbation_sample,
         )
         metrics["training"] = {**previous_metrics.get("training", {}), "source_counts": source_counts(dataset)}
         metrics["calibration"] = result

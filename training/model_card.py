@@ -11,7 +11,11 @@ from pathlib import Path
 
 import yaml
 
+from training.intervals import SMALL_N
+
 PLOTS = ("confusion_matrix.png", "roc_curve.png", "per_source.png", "per_perturbation.png", "reliability.png")
+# Published numbers quoted for reference (not derivable from this repository's data): a data file, not card text.
+REFERENCE_RESULTS = Path(__file__).resolve().parent / "reference_results.json"
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -53,17 +57,74 @@ def _table_per_class(metrics: dict) -> str:
 
 
 def _table_per_source(metrics: dict) -> str:
-    rows = ["| source | images | accuracy |", "|---|---:|---:|"]
-    for source, values in sorted(metrics.get("per_source", {}).items()):
-        rows.append(f"| {source} | {values.get('count')} | {_fmt(values.get('accuracy'))} |")
-    return "\n".join(rows)
+    """The evaluator's per-source table (Wilson intervals, small-n flags, verdict shares, error at the operating point)."""
+    from training.evaluate import per_source_lines
+
+    return "\n".join(per_source_lines(metrics))
+
+
+def _operating_point(metrics: dict) -> str:
+    from training.evaluate import operating_point_lines
+
+    return "\n".join(operating_point_lines(metrics))
+
+
+def _source_counts(metrics: dict) -> dict:
+    """{label: {source: {split: n}}} from metrics["training"]["source_counts"] ({} when not recorded)."""
+    counts = (metrics.get("training") or {}).get("source_counts") or {}
+    result: dict = {}
+    for split, by_label in counts.items():
+        for label, by_source in by_label.items():
+            for source, n in by_source.items():
+                result.setdefault(label, {}).setdefault(source, {})[split] = n
+    return result
+
+
+def _training_sources(metrics: dict) -> str:
+    """One sentence per label listing every source with its train / validation / test images, from the data."""
+    counts = _source_counts(metrics)
+    if not counts:
+        return "Per-source image counts were not recorded with this model; see the dataset card."
+    sentences = []
+    for label in ("real", "fake"):
+        parts = [
+            f"{source} {n.get('train', 0)} / {n.get('validation', 0)} / {n.get('test', 0)}"
+            for source, n in sorted(counts.get(label, {}).items(), key=lambda item: -sum(item[1].values()))
+        ]
+        sentences.append(f"**{label}** ({sum(sum(n.values()) for n in counts.get(label, {}).values())} images; train / validation / test per source): " + ", ".join(parts) + ".")
+    return "\n".join(f"- {sentence}" for sentence in sentences)
+
+
+def _thin_sources(metrics: dict) -> str:
+    """The sources with fewer than SMALL_N training images: too few to learn from or to measure."""
+    counts = _source_counts(metrics)
+    thin = [
+        f"{source} ({n.get('train', 0)} train, {n.get('test', 0)} test)"
+        for label in ("fake", "real") for source, n in sorted(counts.get(label, {}).items()) if n.get("train", 0) < SMALL_N
+    ]
+    if not counts:
+        return ""
+    if not thin:
+        return f"- Every source has at least {SMALL_N} training images."
+    return (f"- **Sources with fewer than {SMALL_N} training images** (too few to learn from, and their test numbers are "
+            f"anecdotes): {', '.join(thin)}.")
 
 
 def _table_per_perturbation(metrics: dict) -> str:
     block = metrics.get("per_perturbation") or {}
     if not block:
         return "_Not evaluated (run `training.evaluate --perturbations icip`)._"
-    rows = ["| perturbation | parameters | balanced accuracy | accuracy | ROC AUC | F1 real | F1 fake |", "|---|---|---:|---:|---:|---:|---:|"]
+    sample = metrics.get("perturbation_sample")
+    rows = []
+    if sample:
+        clean = sample["clean"]
+        rows += [
+            f"On a seeded random sample of {sample['n_images']} of the {metrics.get('n_images')} test images (seed {sample['seed']}): through "
+            f"`predict()` every perturbed image costs a face detection. The same sample unperturbed: balanced accuracy "
+            f"{_fmt(clean.get('balanced_accuracy'))}, ROC AUC {_fmt(clean.get('roc_auc'))}.",
+            "",
+        ]
+    rows += ["| perturbation | parameters | balanced accuracy | accuracy | ROC AUC | F1 real | F1 fake |", "|---|---|---:|---:|---:|---:|---:|"]
     for name, values in block.items():
         params = ", ".join(f"{k}={v}" for k, v in (values.get("params") or {}).items())
         per_class = values.get("per_class", {})
@@ -72,6 +133,56 @@ def _table_per_perturbation(metrics: dict) -> str:
             f"| {_fmt(per_class.get('real', {}).get('f1'))} | {_fmt(per_class.get('fake', {}).get('f1'))} |"
         )
     return "\n".join(rows)
+
+
+def _calibration_section(metrics: dict, model_config: dict) -> str:
+    """How the displayed probability was calibrated and how the operating point was chosen, from config.json + metrics."""
+    calibration = model_config.get("calibration") or {}
+    ece = metrics.get("ece") or {}
+    method = calibration.get("method")
+    if method is None:
+        return (f"Temperature **{_fmt(calibration.get('temperature', model_config.get('temperature')))}** fitted on validation, decision threshold "
+                f"**{_fmt(model_config.get('threshold'))}**. Validation ECE {_fmt(calibration.get('validation_ece_before'))} before and "
+                f"{_fmt(calibration.get('validation_ece_after'))} after.")
+    if method == "platt":
+        fitted = f"Platt scaling, P(fake) = sigmoid({_fmt(calibration.get('slope'))} x margin + {_fmt(calibration.get('intercept'))})"
+    else:
+        fitted = f"isotonic regression ({len(calibration.get('margins', []))} knots)"
+    comparison = calibration.get("method_comparison_cv") or {}
+    compared = ""
+    if comparison:
+        compared = (
+            " The method was chosen by 5-fold cross-validation on validation (class-balanced Brier score, lower is better): "
+            + ", ".join(f"{name} {_fmt(values.get('brier'), 4)} (ECE {_fmt(values.get('ece'))})" for name, values in comparison.items())
+            + "; Platt is kept unless isotonic is better by more than 0.001 (two parameters transfer better than a step function)."
+        )
+    replaced = calibration.get("replaced") or {}
+    previous = ""
+    if replaced:
+        previous = (
+            f" It replaces temperature scaling (T = {_fmt(replaced.get('temperature'))}, threshold {_fmt(replaced.get('threshold'))}), whose test ECE "
+            f"was {_fmt(ece.get('class_balanced_previous_temperature'))} and which called {_fmt(replaced.get('test_false_fake_rate_fake_verdict'))} of the "
+            "real test faces Fake."
+        )
+    band = model_config.get("uncertain_band", 0.1)
+    threshold = model_config.get("threshold", 0.5)
+    return f"""The model's logit margin (logit fake - logit real) of the face the app crops is mapped to the displayed probability by
+{fitted}, fitted on the validation split ({calibration.get('validation_images')} images, through `predict()`) with each class
+weighted equally: training drew real and fake faces 50/50 while validation is about 3/4 fake, and an upload's origin is
+unknown, so the probability means "P(fake) if real and fake were equally likely". After it, the decision threshold is
+**{_fmt(threshold, 2)}** on the displayed probability (for comparison, the threshold that would maximise validation
+balanced accuracy after calibration is {_fmt(calibration.get('validation_balanced_threshold_after'))}).{compared}
+
+Class-balanced expected calibration error (10 bins) on the **test** split: **{_fmt(ece.get('class_balanced_uncalibrated'))}** for the
+uncalibrated softmax, **{_fmt(ece.get('class_balanced'))}** for the displayed probability (validation:
+{_fmt(calibration.get('validation_ece_before'))} -> {_fmt(calibration.get('validation_ece_after'))}).{previous} See `reliability.png`.
+
+**Operating point for the public.** The Uncertain band is ±{_fmt(band)} around {_fmt(threshold, 2)} (Fake from
+{_fmt(threshold + band)} up, Real below {_fmt(threshold - band)}): the narrowest band for which at most
+{_fmt(calibration.get('max_false_fake_rate'), 2)} of the real validation faces are called Fake (measured on validation:
+{_fmt(calibration.get('validation_false_fake_rate'))} called Fake, {_fmt(calibration.get('validation_real_uncertain_rate'))} Uncertain;
+fakes: {_fmt(calibration.get('validation_missed_fake_rate'))} called Real, {_fmt(calibration.get('validation_fake_uncertain_rate'))} Uncertain).
+A real photo called fake is the error a public demo can least afford, so the band is as wide as that rate needs."""
 
 
 def _targets(metrics: dict) -> str:
@@ -117,7 +228,6 @@ def render_model_card(metrics: dict, config: dict, model_config: dict, extra_sec
         "model-index": model_index(metrics, name, dataset_id),
     }
     header = {k: v for k, v in header.items() if v is not None}
-    calibration = model_config.get("calibration", {})
     plots = "\n".join(f"![{p[:-4].replace('_', ' ')}]({asset_prefix}{p})" for p in PLOTS if p in metrics.get("plots", PLOTS))
     architecture = model_config.get("architecture")
     size = model_config.get("pretrained_cfg", {}).get("input_size", [3, 128, 128])[-1]
@@ -127,9 +237,9 @@ def render_model_card(metrics: dict, config: dict, model_config: dict, extra_sec
 
 # {name}: a deepfake face image detector
 
-A `{architecture}` ({size}x{size} input) fine-tuned to tell **real face photos** from **GAN-generated or GAN-edited
-faces** (StarGAN, AttGAN, StyleGAN, StyleGAN2 / thispersondoesnotexist.com). It outputs a calibrated probability that a
-face is fake; the app runs it face by face with a Grad-CAM heatmap.
+A `{architecture}` ({size}x{size} input) fine-tuned to tell **real face photos** from **generated or edited faces** of
+the generators listed under *Training data*. It outputs a calibrated probability that a face is fake and a verdict
+(Real / Fake / Uncertain); the app runs it face by face with a Grad-CAM heatmap.
 
 **Licence: CC BY-NC 4.0, research only.** The training images come from CelebA, CelebA-HQ and FFHQ and from
 non-commercially licensed generators; the weights inherit those terms.
@@ -149,10 +259,13 @@ non-commercially licensed generators; the weights inherit those terms.
 
 ## Training data
 
-The project's dataset card (`dataset_card.md`): {metrics.get('training', {}).get('dataset', dataset_id)}{dataset_note} — real faces
-from CelebA (incl. StarGAN/AttGAN inputs), CelebA-HQ and FFHQ; fakes from StarGAN, AttGAN, StyleGAN (v1),
-StyleGAN2/TPDNE and three SD 1.5 images. CelebA/CelebA-HQ/FFHQ-derived images are **non-commercial research data**.
-Splits are grouped by person/latent, so no face is in two splits.
+The project's dataset card (`dataset_card.md`): {metrics.get('training', {}).get('dataset', dataset_id)}{dataset_note}. Sources
+(counted from the built dataset):
+
+{_training_sources(metrics)}
+
+CelebA/CelebA-HQ/FFHQ-derived images are **non-commercial research data**. Splits are grouped by person/latent, so no
+face is in two splits.
 
 Preprocessing, identical in training and in the app: square crop, **canonical 128 px (area resize) and a JPEG q75 round
 trip** for every image of both classes, then the model's input size. Training preset `{config.get('preset')}` adds random
@@ -162,8 +275,13 @@ sqrt(size) (no loss weights).
 
 ## Evaluation (test split, {metrics.get('n_images')} images)
 
+Every test image went through {'`predict()`, the app' + chr(39) + 's own path (face detection, 1.45x crop, classification, verdict)' if metrics.get('mode') == 'predict' else 'whole-image classification'}.
 Accuracy **{_fmt(metrics.get('accuracy'))}**, balanced accuracy **{_fmt(metrics.get('balanced_accuracy'))}**, ROC AUC
-**{_fmt(metrics.get('roc_auc'), 4)}** at threshold {_fmt(metrics.get('threshold'))}.
+**{_fmt(metrics.get('roc_auc'), 4)}** at threshold {_fmt(metrics.get('threshold'))} (no Uncertain band).
+
+### What a visitor is told
+
+{_operating_point(metrics)}
 
 {_table_per_class(metrics)}
 
@@ -185,17 +303,13 @@ Accuracy **{_fmt(metrics.get('accuracy'))}**, balanced accuracy **{_fmt(metrics.
 
 ## Calibration
 
-Temperature **{_fmt(calibration.get('temperature'))}** fitted on validation (NLL with each class weighted equally: training
-drew real and fake faces 50/50 while the validation split is about 3/4 fake, and an upload's origin is unknown, so a
-probability here means "P(fake) if real and fake were equally likely"), then the decision threshold
-**{_fmt(calibration.get('threshold'))}** maximising validation balanced accuracy. Validation expected calibration error
-(class-balanced) {_fmt(calibration.get('validation_ece_before'))} before and {_fmt(calibration.get('validation_ece_after'))} after. The app
-reports "Uncertain" within 0.1 of the threshold.
+{_calibration_section(metrics, model_config)}
 
 ## Bias, risks and limitations
 
-- **Generators covered**: StarGAN, AttGAN, StyleGAN v1 (6 images), StyleGAN2/TPDNE. GDWCT (part of the challenge) is
-  absent from the training data. Diffusion faces: 3 images only.
+- **Generators covered**: the fake sources under *Training data*, nothing else. GDWCT (part of the ICIAP challenge)
+  is absent from the training data.
+{_thin_sources(metrics)}
 - **Faces only**, roughly frontal, as framed by the face detector (libfacedetection); tiny faces, profiles and heavy
   occlusion are out of distribution.
 - **Resolution**: everything is brought to 128 px; artefacts that only show at full resolution are not used, by design
@@ -218,7 +332,7 @@ model = timm.create_model("hf-hub:ORG/{name}", pretrained=True).eval()   # or "l
 from deepfake_detector.model import load_detector
 from deepfake_detector.predict import predict
 from deepfake_detector.images import load_rgb_array
-detector = load_detector("hf-hub:ORG/{name}")   # threshold and temperature come from config.json
+detector = load_detector("hf-hub:ORG/{name}")   # calibration, threshold and Uncertain band come from config.json
 print(predict(load_rgb_array("photo.jpg"), detector).to_json())
 ```
 
@@ -258,17 +372,50 @@ def write_model_card(
     return card
 
 
+# What each training preset means for a comparison: the seed preset is the original project's augmentation, which
+# never produces the canonical face (128-px area resize + JPEG q75) that every evaluation and the app feed the model.
+PRESET_NOTES = {
+    "seed": (
+        "preset `seed` trains on the faces as stored (resized straight to the input size, random JPEG 50-95), while the "
+        "evaluation, like the app, feeds it the canonical face (128-px area resize + JPEG q75, then the input size): a "
+        "train/test preprocessing mismatch the robust preset does not have. It also starts from random weights (no "
+        "ImageNet weights for it offline) and trains for fewer draws, so the row measures the original recipe as it "
+        "runs here, not the best this architecture can do."
+    ),
+    "robust": "preset `robust` trains on the canonical face, exactly what evaluation and the app feed it.",
+}
+
+
+def reference_results_text(path: str | Path = REFERENCE_RESULTS) -> str:
+    """The published numbers quoted for reference, rendered from the data file (not comparable: another test set)."""
+    data = json.loads(Path(path).read_text())
+    quoted = "; ".join(
+        f"{row['name']}: accuracy {row['accuracy']:.0%}, F1 real {_fmt(row.get('f1_real'), 2)}, F1 fake {_fmt(row.get('f1_fake'), 2)}" for row in data["results"]
+    )
+    return f"For reference only (**not comparable**: measured on {data['test_set']}; source: {data['source']}): {quoted}."
+
+
+def how_evaluated(metrics: dict) -> str:
+    """How a metrics.json was produced: the path and the decision rule (for comparison tables)."""
+    mode = metrics.get("mode", "whole_image")
+    path = "through predict()" if mode == "predict" else "whole image"
+    return f"{path}, threshold {_fmt(metrics.get('threshold'))}"
+
+
 def comparison_section(models: dict[str, dict]) -> str:
-    """One table over several models' metrics.json (same test split, same evaluation), plus the published numbers."""
+    """One table over several models' metrics.json (same test split), how each was trained and evaluated, and the
+    published numbers for reference."""
     rows = [
         "## Comparison with the original project's recipe",
         "",
-        "Both rows below were trained on the same grouped split of the dev corpus and evaluated by the same code on the",
-        "same test images and perturbations.",
+        "Every row was trained on the same grouped split of the dev corpus and scored on the same test images and",
+        "perturbations. What differs (recipe, evaluation path, threshold) is stated in the columns and below; ROC AUC",
+        "does not depend on the threshold, so it is the column to compare across rows.",
         "",
-        "| model | recipe | accuracy | balanced acc. | ROC AUC | F1 real | F1 fake | worst perturbation (balanced acc.) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| model | recipe | evaluated | accuracy | balanced acc. | ROC AUC | F1 real | F1 fake | worst perturbation (balanced acc.) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
+    notes = []
     for name, entry in models.items():
         metrics, recipe = entry["metrics"], entry["recipe"]
         per_class = metrics.get("per_class", {})
@@ -276,16 +423,12 @@ def comparison_section(models: dict[str, dict]) -> str:
         worst = min(perturbed.items(), key=lambda kv: kv[1].get("balanced_accuracy", 1.0)) if perturbed else None
         worst_text = f"{worst[0]}: {_fmt(worst[1].get('balanced_accuracy'))}" if worst else "n/a"
         rows.append(
-            f"| {name} | {recipe} | {_fmt(metrics.get('accuracy'))} | {_fmt(metrics.get('balanced_accuracy'))} | {_fmt(metrics.get('roc_auc'))} "
+            f"| {name} | {recipe} | {how_evaluated(metrics)} | {_fmt(metrics.get('accuracy'))} | {_fmt(metrics.get('balanced_accuracy'))} | {_fmt(metrics.get('roc_auc'))} "
             f"| {_fmt(per_class.get('real', {}).get('f1'))} | {_fmt(per_class.get('fake', {}).get('f1'))} | {worst_text} |"
         )
-    rows += [
-        "",
-        "For reference only (**not comparable**: the ICIAP 2022 challenge's own test set, which is not available here): the",
-        "original project's MobileNetV3 reported 81% accuracy with real-class F1 0.71; the challenge winner reportedly",
-        "reached about 94%.",
-        "",
-    ]
+        if entry.get("note"):
+            notes.append(f"- {name}: {entry['note']}")
+    rows += ["", *notes, "", reference_results_text(), ""]
     return "\n".join(rows)
 
 
@@ -327,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
             config = json.loads((path / "training_config.json").read_text())
             pretrained = "ImageNet-pretrained" if config.get("pretrained") or config.get("pretrained_file") else "from scratch"
             recipe = f"{config['model']}, {config['input_size']} px, preset `{config['preset']}`, {pretrained}, {config['epochs']} epochs x {config['samples_per_epoch']} images"
-            models[path.name] = {"metrics": json.loads((path / "metrics.json").read_text()), "recipe": recipe}
+            note = PRESET_NOTES.get(config["preset"], "")
+            models[path.name] = {"metrics": json.loads((path / "metrics.json").read_text()), "recipe": recipe, "note": note}
         sections.append(comparison_section(models))
     if args.generalization:
         sections.append(Path(args.generalization).read_text())

@@ -1,6 +1,9 @@
 """Build the labelled real/fake face dataset and publish it with `datasets`.
 
     python -m training.build_dataset --source ../shared/data/faces --output data/faces-dataset [--seed 0]
+    # the corpus grew: keep every earlier file in its split, deal only the new ones
+    python -m training.build_dataset --source ../shared/data/faces --output data/faces-dataset-v2 --seed 0 \
+        --keep_splits_of data/faces-dataset
     python -m training.build_dataset --source 0-CelebA.zip --source 1-STARGAN.zip ... --output DIR \
         --push_to_hub --hub_dataset_id ORG/NAME
 

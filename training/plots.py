@@ -168,5 +168,5 @@ def write_plots(output_dir: str | Path, metrics: dict, predictions: pd.DataFrame
         from deepfake_detector.model import sigmoid
 
         curves = {"uncalibrated softmax": sigmoid(clean["logit_margin"].to_numpy()), "displayed (calibrated)": clean["fake_probability"].to_numpy()}
-        written.append(plot_reliability(labels, curves, output / "reliability.png", title=f"{metrics['model']}: reliability on {len(clean)} images"))
+        written.append(plot_reliability(labels, curves, output / "reliability.png", title=f"Reliability, {len(clean)} images"))
     return written

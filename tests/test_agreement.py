@@ -60,7 +60,10 @@ def test_api_and_evaluate_agree_verdict_for_verdict(live_app, photo_folder, offl
     for path, row in offline.iterrows():
         answer = client.predict(handle_file(str(photo_folder / path)), api_name="/predict")
         assert answer["verdict"] == row["verdict"], (path, answer["verdict"], row["verdict"], answer["fake_probability"], row["fake_probability"])
-        assert answer["fake_probability"] == pytest.approx(row["fake_probability"], abs=1e-4), path
+        if answer["fake_probability"] is None:  # nothing judged (no face / too small): the API shows no score
+            assert row["verdict"] not in ("Real", "Fake", "Uncertain"), path
+        else:
+            assert answer["fake_probability"] == pytest.approx(row["fake_probability"], abs=1e-4), path
         assert answer["face_found"] == bool(row["face_found"]), path
         if answer["face_found"]:
             assert len(answer["faces"]) == row["n_faces"], path

@@ -49,7 +49,7 @@ from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from deepfake_detector.images import SUPPORTED_TEXT, ImageError, load_rgb_array  # noqa: E402
 from deepfake_detector.model import DEFAULT_MODEL_DIR, Detector, load_detector  # noqa: E402
-from deepfake_detector.predict import UNCERTAIN_BAND, Prediction, predict, verdict_for  # noqa: E402
+from deepfake_detector.predict import MIN_FACE_SIDE, NO_FACE, TOO_SMALL, UNCERTAIN_BAND, Prediction, predict  # noqa: E402
 from deepfake_detector.uploads import MAX_UPLOAD_BYTES, PREVIEW_KEEP_S, UNCLAIMED_TTL_S, UploadError, UploadLedger  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parent
@@ -154,30 +154,21 @@ class Analysis:
 
     display: np.ndarray  # the photo scaled to DISPLAY_MAX_SIDE
     scale: float
-    model: str
-    face_found: bool
-    boxes: list[list[int]]
-    probabilities: list[float]
-    band: float  # the model's Uncertain half-width, as predict() used it
+    prediction: Prediction  # pixel arrays dropped; re-decided with Prediction.rethreshold
     crops: list[str] = field(default_factory=list)  # data URIs of the face crops
-    heatmaps: list[str] = field(default_factory=list)  # data URIs of the Grad-CAM overlays
+    heatmaps: list[str | None] = field(default_factory=list)  # data URIs of the Grad-CAM overlays (judged faces)
 
 
 def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
     """predict() with Grad-CAM, turned into what the page shows."""
     prediction = predict(rgb, detector, explain=True)
     display, scale = fit(rgb, DISPLAY_MAX_SIDE)
-    return Analysis(
-        display=display,
-        scale=scale,
-        model=prediction.model,
-        face_found=prediction.face_found,
-        boxes=[face.box for face in prediction.faces],
-        probabilities=[face.fake_probability for face in prediction.faces],
-        band=prediction.uncertain_band,
-        crops=[data_uri(thumb(face.crop)) for face in prediction.faces],
-        heatmaps=[data_uri(thumb(face.overlay)) for face in prediction.faces],
-    )
+    faces = prediction.faces if prediction.face_found else []
+    crops = [data_uri(thumb(face.crop)) for face in faces]
+    heatmaps = [data_uri(thumb(face.overlay)) if face.overlay is not None else None for face in faces]
+    for face in prediction.faces:
+        face.crop = face.heatmap = face.overlay = None  # the session keeps pictures as data URIs only
+    return Analysis(display=display, scale=scale, prediction=prediction, crops=crops, heatmaps=heatmaps)
 
 
 def band_text(threshold: float, band: float = UNCERTAIN_BAND) -> str:
@@ -210,46 +201,51 @@ def left_to_right(boxes: list[list[int]]) -> list[int]:
     return numbers
 
 
+def _summary(prediction: Prediction) -> str:
+    faces = prediction.faces if prediction.face_found else []
+    verdicts = [face.verdict for face in faces]
+    if prediction.verdict == NO_FACE:
+        return (f"## Verdict: {NO_FACE}\n\nNo face was found in this photo, so nothing was judged: the model only "
+                "knows faces. Try a photo where a face is clearly visible.")
+    small = f"{verdicts.count(TOO_SMALL)} too small to judge (under {MIN_FACE_SIDE} px wide)" if TOO_SMALL in verdicts else ""
+    if prediction.verdict == TOO_SMALL:
+        return (f"## Verdict: {TOO_SMALL}\n\n{len(faces)} face{'s' if len(faces) > 1 else ''} found, all too small to "
+                f"judge (under {MIN_FACE_SIDE} px wide). Upload a larger photo or one taken closer.")
+    tally = ", ".join([f"{verdicts.count(v)} {v}" for v in ("Fake", "Uncertain", "Real") if verdicts.count(v)] + ([small] if small else []))
+    found = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found, each judged on its own: {tally}."
+    rule = " The photo takes the verdict of its most suspicious face." if len(faces) > 1 else ""
+    return (f"## Verdict: {prediction.verdict}\n\n{found}{rule} Highest fake probability: **{prediction.fake_probability:.2f}**."
+            f"\n\nThreshold {prediction.threshold:.2f}, uncertain band ± {prediction.uncertain_band:.2f}. Model: `{prediction.model}`.")
+
+
 def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
     """(summary markdown, annotated photo HTML, per-face gallery HTML) for `analysis` at `threshold`."""
     if analysis is None:
         return "", "", ""
-    verdicts = [verdict_for(p, threshold, analysis.band) for p in analysis.probabilities]
-    top = max(analysis.probabilities)
-    overall = verdict_for(top, threshold, analysis.band)
-    numbers = left_to_right(analysis.boxes) if analysis.face_found else [1]
-    if analysis.face_found:
-        count = len(verdicts)
-        found = f"{count} face{'s' if count > 1 else ''} found, each judged on its own"
-        tally = ", ".join(f"{verdicts.count(v)} {v}" for v in ("Fake", "Uncertain", "Real") if verdicts.count(v))
-        rule = "The photo takes the verdict of its most suspicious face." if count > 1 else ""
-        summary = f"## Verdict: {overall}\n\n{found}: {tally}. {rule} Highest fake probability: **{top:.2f}**."
-    else:
-        summary = (
-            f"## Verdict: {overall}\n\n**No face was found**, so the whole image was classified. "
-            f"Fake probability: **{top:.2f}**. The model was trained on face crops; treat this result with extra caution."
-        )
-    summary += f"\n\nThreshold {threshold:.2f}, uncertain band ± {analysis.band:.2f}. Model: `{analysis.model}`."
-    boxes = list(zip(analysis.boxes, verdicts)) if analysis.face_found else []
-    photo = annotate(analysis.display, analysis.scale, boxes, numbers)
+    prediction = analysis.prediction.rethreshold(threshold)
+    faces = prediction.faces if prediction.face_found else []
+    numbers = left_to_right([face.box for face in faces])
+    photo = annotate(analysis.display, analysis.scale, [(face.box, face.verdict) for face in faces], numbers)
     photo_html = f'<img class="dfd-photo" src="{data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
     cards = []
-    for index in sorted(range(len(verdicts)), key=lambda i: numbers[i]):
-        crop, heatmap, p, verdict = analysis.crops[index], analysis.heatmaps[index], analysis.probabilities[index], verdicts[index]
-        r, g, b = COLOURS[verdict]
-        name = f"Face {numbers[index]}" if analysis.face_found else "Whole image"
+    for index in sorted(range(len(faces)), key=lambda i: numbers[i]):
+        face, crop, heatmap = faces[index], analysis.crops[index], analysis.heatmaps[index]
+        r, g, b = COLOURS.get(face.verdict, COLOURS[TOO_SMALL])
+        name = f"Face {numbers[index]}"
         size = f'style="width:min({THUMB_SIDE}px,40vw);height:auto"'
+        pictures = f'<img src="{crop}" alt="{name} crop" {size}>'
+        if heatmap and face.judged:
+            pictures += f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" {size}>'
+        score = f" · fake probability {face.fake_probability:.2f}" if face.judged else ""
         cards.append(
             f'<figure class="dfd-face" style="margin:6px;display:inline-block;max-width:100%;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
-            f'<div style="display:flex;gap:4px"><img src="{crop}" alt="{name} crop" {size}>'
-            f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" {size}></div>'
-            f'<figcaption class="dfd-caption">{html.escape(name)}: <b>{verdict}</b> · fake probability {p:.2f}</figcaption></figure>'
+            f'<div style="display:flex;gap:4px">{pictures}</div>'
+            f'<figcaption class="dfd-caption">{html.escape(name)}: <b>{face.verdict}</b>{score}</figcaption></figure>'
         )
-    faces_html = (
-        '<div class="dfd-faces">' + "".join(cards) + "</div>"
-        f'<p style="font-size:0.85em">{HEATMAP_NOTE}</p>{COLOUR_BAR}'
-    )
-    return summary, photo_html, faces_html
+    faces_html = ""
+    if cards:
+        faces_html = '<div class="dfd-faces">' + "".join(cards) + f'</div><p style="font-size:0.85em">{HEATMAP_NOTE}</p>{COLOUR_BAR}'
+    return _summary(prediction), photo_html, faces_html
 
 
 # ---------------------------------------------------------------- UI handlers (browser)
@@ -276,7 +272,7 @@ def rethreshold_ui(threshold, state: dict | None):
     threshold = check_threshold(threshold, allow_none=False)
     if not state or "analysis" not in state:
         return gr.update(), gr.update(), gr.update(), band_text(threshold, get_detector().band)
-    return (*render(state["analysis"], threshold), band_text(threshold, state["analysis"].band))
+    return (*render(state["analysis"], threshold), band_text(threshold, state["analysis"].prediction.uncertain_band))
 
 
 # ---------------------------------------------------------------- API functions (gradio_client)
@@ -291,7 +287,7 @@ def result_json(rgb: np.ndarray, detector: Detector, threshold: float | None = N
         boxes = [(face.box, face.verdict) for face in prediction.faces]
         result["overlay"] = data_uri(annotate(display, scale, boxes if prediction.face_found else []))
         for face_json, face in zip(result["faces"], prediction.faces):
-            face_json["heatmap"] = data_uri(thumb(face.overlay))
+            face_json["heatmap"] = data_uri(thumb(face.overlay)) if face.overlay is not None else None  # judged faces only
     return result
 
 

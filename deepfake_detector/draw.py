@@ -10,7 +10,7 @@ import base64
 import cv2
 import numpy as np
 
-COLOURS = {"Fake": (220, 38, 38), "Real": (22, 163, 74), "Uncertain": (245, 158, 11)}  # RGB
+COLOURS = {"Fake": (220, 38, 38), "Real": (22, 163, 74), "Uncertain": (245, 158, 11), "Too small": (100, 116, 139)}  # RGB
 THUMB_SIDE = 192
 
 
@@ -43,7 +43,7 @@ def annotate(image: np.ndarray, scale: float, faces: list[tuple[list[int], str]]
     numbers = numbers or list(range(1, len(faces) + 1))
     for number, (box, verdict) in zip(numbers, faces):
         x, y, w, h = (round(v * scale) for v in box)
-        colour = COLOURS.get(verdict, (100, 116, 139))
+        colour = COLOURS.get(verdict, COLOURS["Too small"])
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
         label = f"{number} {verdict}"
         font_scale = max(0.5, thickness / 3)

@@ -1,12 +1,18 @@
 """predict(image, detector) -> Prediction: faces, calibrated fake probabilities and verdicts. Pure: no UI, no I/O.
 
 The app, `training.evaluate` and the API all call these functions, so a number measured offline is the
-number a visitor gets.
+number a visitor gets. This is the one place that decides verdicts:
+
+- a face: "Fake" from threshold + band up, "Real" below threshold - band, "Uncertain" in between; "Too small" when
+  its box is narrower than MIN_FACE_SIDE pixels (measured: reports/face-size), so the model is not asked;
+- the photo: "No face" when no face is found (the model was trained on faces; the whole image is still scored, for
+  evaluation only, and never shown as a verdict), otherwise the verdict of its most suspicious judged face, or
+  "Too small" when every face is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -19,7 +25,11 @@ from .preprocess import eval_tensor
 # Probabilities within this distance of the threshold are reported as "Uncertain" rather than forced, unless the
 # model folder sets its own band (`Detector.band`, chosen on validation for a stated false-fake rate).
 UNCERTAIN_BAND = DEFAULT_UNCERTAIN_BAND
-VERDICTS = ("Real", "Fake", "Uncertain")
+VERDICTS = ("Real", "Fake", "Uncertain")  # what a judged face can get
+NO_FACE, TOO_SMALL = "No face", "Too small"
+ALL_VERDICTS = (*VERDICTS, TOO_SMALL, NO_FACE)
+# Faces narrower than this (in the uploaded image's pixels) are not judged; see reports/face-size.
+MIN_FACE_SIDE = 32
 
 
 def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND) -> str:
@@ -58,26 +68,60 @@ class FaceResult:
     heatmap: np.ndarray | None = field(default=None, repr=False)
     overlay: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def judged(self) -> bool:
+        return self.verdict in VERDICTS
+
     def to_json(self) -> dict:
-        return {"box": list(self.box), "crop_box": list(self.crop_box), "fake_probability": self.fake_probability, "verdict": self.verdict}
+        probability = self.fake_probability if self.judged else None  # no score is shown for a face not judged
+        return {"box": list(self.box), "crop_box": list(self.crop_box), "fake_probability": probability, "verdict": self.verdict}
 
 
 @dataclass
 class Prediction:
-    verdict: str  # the most suspicious face decides: one fake face makes the photo fake
+    verdict: str  # the most suspicious judged face decides: one fake face makes the photo fake
+    # That face's probability; with no face found, the whole image's (for evaluation: to_json() shows none).
     fake_probability: float
     threshold: float
     uncertain_band: float
     model: str
     face_found: bool
-    faces: list[FaceResult]
+    faces: list[FaceResult]  # with no face found: one entry for the whole image, verdict "No face"
 
     def to_json(self) -> dict:
-        """The stable JSON the API returns (no pixel arrays)."""
+        """The stable JSON the API returns (no pixel arrays); no probability where nothing was judged."""
         # Built by hand rather than with asdict(), which would deep-copy every pixel array only to drop it.
         result = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faces"}
-        result["faces"] = [face.to_json() for face in self.faces]
+        if self.verdict in (NO_FACE, TOO_SMALL):
+            result["fake_probability"] = None
+        result["faces"] = [face.to_json() for face in self.faces] if self.face_found else []
         return result
+
+    def rethreshold(self, threshold: float, band: float | None = None) -> "Prediction":
+        """The same faces decided at another threshold (the page's slider); Too small / No face stay as they are."""
+        return _decide(self.faces, self.face_found, float(threshold), self.uncertain_band if band is None else float(band), self.model)
+
+
+def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float, model: str) -> Prediction:
+    """Verdicts for already classified faces (see the module docstring)."""
+    decided = []
+    for face in faces:
+        if not found:
+            verdict = NO_FACE
+        elif face.box[2] < MIN_FACE_SIDE:
+            verdict = TOO_SMALL
+        else:
+            verdict = verdict_for(face.fake_probability, threshold, band)
+        decided.append(replace(face, verdict=verdict))
+    judged = [face for face in decided if face.judged]
+    top = max((face.fake_probability for face in judged or decided), default=0.0)
+    if not found:
+        verdict = NO_FACE
+    elif not judged:
+        verdict = TOO_SMALL
+    else:
+        verdict = verdict_for(top, threshold, band)
+    return Prediction(verdict=verdict, fake_probability=float(top), threshold=threshold, uncertain_band=band, model=model, face_found=found, faces=decided)
 
 
 def predict(
@@ -97,7 +141,7 @@ def predict(
     if explain:
         from .cam import explain_crop  # lazily: pytorch-grad-cam is only needed for explanations
 
-        for result in prediction.faces:
+        for result in (face for face in prediction.faces if face.judged):  # nothing to explain where nothing was judged
             explanation = explain_crop(result.crop, detector.net, detector.data_config, detector.fake_index)
             result.heatmap, result.overlay = explanation.heatmap, explanation.overlay
     return prediction
@@ -133,22 +177,9 @@ def predict_many(
     for found, crops, boxes, squares in located:
         end = start + len(crops)
         results = [
-            FaceResult(
-                box=box, crop_box=square, fake_probability=float(p), verdict=verdict_for(float(p), threshold, band), logit_margin=float(m), crop=crop
-            )
+            FaceResult(box=box, crop_box=square, fake_probability=float(p), verdict="", logit_margin=float(m), crop=crop)
             for box, square, p, m, crop in zip(boxes, squares, probabilities[start:end], margins[start:end], crops)
         ]
-        top = float(probabilities[start:end].max())
-        predictions.append(
-            Prediction(
-                verdict=verdict_for(top, threshold, band),
-                fake_probability=top,
-                threshold=threshold,
-                uncertain_band=band,
-                model=detector.name,
-                face_found=found,
-                faces=results,
-            )
-        )
+        predictions.append(_decide(results, found, threshold, band, detector.name))
         start = end
     return predictions

@@ -18,6 +18,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 TOP_KEYS = {"verdict", "fake_probability", "threshold", "uncertain_band", "model", "face_found", "faces"}
 FACE_KEYS = {"box", "crop_box", "fake_probability", "verdict"}
 VERDICTS = {"Real", "Fake", "Uncertain"}
+PHOTO_VERDICTS = VERDICTS | {"Too small", "No face"}
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +35,21 @@ def model_threshold(model_dir) -> float:
 
 def check_result(result: dict, faces: int | None = None) -> None:
     assert TOP_KEYS <= set(result), result.keys()
-    assert result["verdict"] in VERDICTS
-    assert 0.0 <= result["fake_probability"] <= 1.0
+    assert result["verdict"] in PHOTO_VERDICTS
     if faces is not None:
         assert len(result["faces"]) == faces, result["faces"]
     for face in result["faces"]:
         assert FACE_KEYS <= set(face)
-        assert face["verdict"] in VERDICTS and 0.0 <= face["fake_probability"] <= 1.0
         assert len(face["box"]) == 4 and len(face["crop_box"]) == 4
-    assert result["fake_probability"] == pytest.approx(max(f["fake_probability"] for f in result["faces"]))
+        if face["verdict"] == "Too small":
+            assert face["fake_probability"] is None  # not judged, so no score
+        else:
+            assert face["verdict"] in VERDICTS and 0.0 <= face["fake_probability"] <= 1.0
+    judged = [f["fake_probability"] for f in result["faces"] if f["verdict"] in VERDICTS]
+    if judged:
+        assert result["verdict"] in VERDICTS and result["fake_probability"] == pytest.approx(max(judged))
+    else:
+        assert result["verdict"] in {"Too small", "No face"} and result["fake_probability"] is None
 
 
 def save(image: Image.Image, path: Path, **params) -> str:
@@ -105,11 +112,25 @@ def test_group_photo_has_one_verdict_per_face(client, faces_dir, tmp_path):
     assert lefts[0] < 360 <= lefts[1] < 720 <= lefts[2]  # one box in each third
 
 
-def test_no_face_classifies_whole_image(client, tmp_path):
+def test_no_face_is_not_judged(client, tmp_path):
+    """A photo without a face gets "No face" and no score: the model knows nothing but faces."""
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
-    result = client.predict(handle_file(save(noise, tmp_path / "noise.png")), api_name="/predict")
-    check_result(result, faces=1)
-    assert result["face_found"] is False and result["faces"][0]["box"] == [0, 0, 300, 200]
+    result = client.predict(handle_file(save(noise, tmp_path / "noise.png")), include_overlay=True, api_name="/predict")
+    check_result(result, faces=0)
+    assert result["verdict"] == "No face" and result["face_found"] is False and result["fake_probability"] is None
+
+
+def test_small_face_is_too_small(client, faces_dir, tmp_path):
+    """A face narrower than the measured minimum is found but not judged; the photo says so."""
+    from deepfake_detector.predict import MIN_FACE_SIDE
+
+    face = Image.open(faces_dir / "real/ffhq/bhunakit_r0.png").convert("RGB")
+    canvas = Image.new("RGB", (640, 480), (127, 127, 127))
+    canvas.paste(face.resize((int(MIN_FACE_SIDE * 1.2), int(MIN_FACE_SIDE * 1.2))), (300, 200))  # face box ~0.8 of the crop
+    result = client.predict(handle_file(save(canvas, tmp_path / "small.png")), include_overlay=True, api_name="/predict")
+    assert result["face_found"], "yuface finds this face (box about 23x28 px)"
+    check_result(result)
+    assert result["verdict"] == "Too small" and all(f["verdict"] == "Too small" for f in result["faces"])
 
 
 # ---------------------------------------------------------------- valid but unusual files

@@ -38,7 +38,7 @@ import pandas as pd
 
 from deepfake_detector.images import ImageError, load_rgb_array
 from deepfake_detector.model import Detector, fake_margin, load_detector, sigmoid
-from deepfake_detector.predict import crop_logits, predict_many, verdict_for
+from deepfake_detector.predict import ALL_VERDICTS, VERDICTS, crop_logits, predict_many, verdict_for
 from training.calibration import expected_calibration_error
 from training.data import LABEL_NAMES
 from training.intervals import SMALL_N, format_proportion, proportion
@@ -188,7 +188,8 @@ def evaluate_records(
             return [(float(p), verdict_for(float(p), threshold, band), None, None, float(m)) for p, m in zip(probabilities, margins)]
         results = []
         for prediction in predict_many(images, detector, batch_size=batch_size):
-            margin = max(face.logit_margin for face in prediction.faces)  # the deciding face: calibration is monotonic
+            deciding = [face for face in prediction.faces if face.judged] or prediction.faces
+            margin = max(face.logit_margin for face in deciding)  # the deciding face: calibration is monotonic
             results.append((prediction.fake_probability, prediction.verdict, prediction.face_found, len(prediction.faces) if prediction.face_found else 0, margin))
         return results
 
@@ -289,7 +290,7 @@ def _visitor_outcomes(frame: pd.DataFrame, mode: str) -> dict:
     wrong = frame["verdict"] == frame["label"].map(WRONG_VERDICT)
     real, fake = frame["label"] == "real", frame["label"] == "fake"
     outcomes = {
-        "verdict_shares": {verdict: float((frame["verdict"] == verdict).mean()) for verdict in ("Real", "Fake", "Uncertain")},
+        "verdict_shares": {verdict: float((frame["verdict"] == verdict).mean()) for verdict in ALL_VERDICTS if mode == "predict" or verdict in VERDICTS},
         "decided_accuracy": proportion(int((correct & decided).sum()), int(decided.sum())),
         "false_fake_rate": proportion(int((wrong & real).sum()), int(real.sum())),
         "missed_fake_rate": proportion(int((wrong & fake).sum()), int(fake.sum())),

@@ -364,7 +364,8 @@ ABOUT = """
 ## What this is
 Photos of faces can now be generated or edited by GANs so well that people cannot tell. This app estimates, for
 **each face** in a photo, the probability that the face was produced by a generator rather than a camera, and
-shows **where** in the face the evidence is (Grad-CAM heatmap).
+shows **where** in the face the model looked (Grad-CAM heatmap: where the evidence for *fake* came from in this
+model, not a map of edited pixels).
 
 ## What it can do
 * Find every face in an uploaded, pasted or webcam photo and give each its own verdict: **Real**, **Fake** or
@@ -372,7 +373,8 @@ shows **where** in the face the evidence is (Grad-CAM heatmap).
 * Recognise faces made by the generators it was trained on: **StarGAN**, **AttGAN** (attribute editing of real
   faces) and **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist** (fully synthetic faces), against real CelebA,
   CelebA-HQ and FFHQ photos.
-* When no face is found, classify the whole image (and say so).
+* Say **No face** when it finds none, and **Too small** for a face narrower than {min_face} px: the model was
+  trained on faces of a useful size and has nothing to say about cats, landscapes or distant crowds.
 
 ## What it cannot do
 * It is **not proof**. A score is a statistical estimate from one model; it can be wrong in both directions,
@@ -387,7 +389,7 @@ request reads it into memory and the file is **deleted when the request ends** (
 {preview:.0f} seconds later**, so that your photo's preview can load). A photo that is uploaded but never analysed is
 deleted after {ttl:.0f} seconds, and everything left when the server stops. Results are sent back inside the page;
 nothing is logged. Files over {size:.0f} MB are refused.
-""".format(preview=PREVIEW_KEEP_S, ttl=_TTL_S, size=MAX_UPLOAD_BYTES / 1e6)
+""".format(preview=PREVIEW_KEEP_S, ttl=_TTL_S, size=MAX_UPLOAD_BYTES / 1e6, min_face=MIN_FACE_SIDE)
 
 
 PLOTS = (

@@ -30,8 +30,8 @@ COLUMNS = (
     "face_found",  # false: no face was detected and the whole image was classified (one row, box = the image)
     "box",  # [x, y, width, height] of the face in the image
     "crop_box",  # [x0, y0, x1, y1] of the square the model saw
-    "fake_probability",  # calibrated P(fake) of this face, 6 decimals
-    "verdict",  # Real / Fake / Uncertain for this face
+    "fake_probability",  # calibrated P(fake) of this face, 6 decimals; empty where predict() shows none
+    "verdict",  # this face's verdict from predict(): Real / Fake / Uncertain (or what it says when it does not judge)
     "image_verdict",  # the photo's verdict: its most suspicious face decides
     "model",
     "threshold",
@@ -114,7 +114,10 @@ def scan_file(file: str, detector, threshold: float | None, heatmaps_dir: Path |
         return [error_row(file, f"The file cannot be read ({error.strerror or error}).", detector.name, threshold_used)]
     prediction = predict(image, detector, threshold=threshold_used, explain=heatmaps_dir is not None)
     rows = []
+    # prediction.faces has one entry for the whole image when no face is found; each face's own JSON (the API's)
+    # decides what is shown, e.g. no probability where predict() judged nothing.
     for index, face in enumerate(prediction.faces):
+        shown = face.to_json()
         heatmap = None
         if heatmaps_dir is not None and face.overlay is not None:
             from PIL import Image
@@ -128,10 +131,10 @@ def scan_file(file: str, detector, threshold: float | None, heatmaps_dir: Path |
                 "file": file,
                 "face_index": index,
                 "face_found": prediction.face_found,
-                "box": [int(v) for v in face.box],
-                "crop_box": [int(v) for v in face.crop_box],
-                "fake_probability": round(float(face.fake_probability), PROBABILITY_DECIMALS),
-                "verdict": face.verdict,
+                "box": [int(v) for v in shown["box"]],
+                "crop_box": [int(v) for v in shown["crop_box"]],
+                "fake_probability": None if shown["fake_probability"] is None else round(float(shown["fake_probability"]), PROBABILITY_DECIMALS),
+                "verdict": shown["verdict"],
                 "image_verdict": prediction.verdict,
                 "model": prediction.model,
                 "threshold": prediction.threshold,

@@ -157,7 +157,7 @@ def test_one_row_per_face_and_one_per_unreadable_file(reference, photos):
     group = by_file["photos/" + Path(MULTI_FACE_PHOTO).name]
     assert [row["face_index"] for row in group] == ["0", "1", "2"] and all(row["face_found"] == "true" for row in group)
     assert len({row["box"] for row in group}) == 3
-    top = max(group, key=lambda row: float(row["fake_probability"]))
+    top = max((row for row in group if row["fake_probability"]), key=lambda row: float(row["fake_probability"]))
     assert all(row["image_verdict"] == top["verdict"] for row in group)  # the most suspicious face decides
 
     for name in [f for f in walked if "/crops/real/" in f or "/crops/fake/" in f] + ["photos/facerec_ex_obama_small.jpg"]:
@@ -170,8 +170,11 @@ def test_one_row_per_face_and_one_per_unreadable_file(reference, photos):
         assert reason in row["error"] and row["face_index"] == row["fake_probability"] == row["verdict"] == ""
     for row in rows:
         if not row["error"]:
+            assert row["verdict"] and row["model"] and 0.0 <= float(row["threshold"]) <= 1.0
+    for name in walked:
+        if "/crops/real/" in name or "/crops/fake/" in name:  # every face crop is judged
+            (row,) = by_file[name]
             assert 0.0 <= float(row["fake_probability"]) <= 1.0 and row["verdict"] in ("Real", "Fake", "Uncertain")
-            assert row["model"] and 0.0 <= float(row["threshold"]) <= 1.0
     # The progress bar reports a rate, and the summary counts what was done.
     assert "images/s" in reference["stderr"]
     assert f"scanned {len(walked)} images" in reference["stderr"] and "2 unreadable" in reference["stderr"]
@@ -193,7 +196,8 @@ def test_jsonl_in_process_matches_the_csv(reference, photos, detector, tmp_path)
             expected["error"] or None,
         )
         if not row["error"]:
-            assert row["fake_probability"] == float(expected["fake_probability"])  # one thread in both runs
+            # One thread in both runs: the same numbers.
+            assert row["fake_probability"] == (float(expected["fake_probability"]) if expected["fake_probability"] else None)
             assert row["verdict"] == expected["verdict"] and row["heatmap"] is None
 
 
@@ -204,9 +208,9 @@ def test_heatmaps_one_png_per_face_named_after_the_input(photos, detector, tmp_p
     rows = read_rows(output, "jsonl")
     assert [row["face_index"] for row in rows] == [0, 1, 2, 0, None]
     assert rows[-1]["heatmap"] is None  # nothing to explain in an unreadable file
-    written = sorted(heatmaps.rglob("*.png"))
-    assert written == sorted(Path(row["heatmap"]) for row in rows[:-1])
-    for row in rows[:-1]:
+    explained = [row for row in rows if row["fake_probability"] is not None]  # a heatmap wherever a face was judged
+    assert len(explained) >= 3 and sorted(heatmaps.rglob("*.png")) == sorted(Path(row["heatmap"]) for row in explained)
+    for row in explained:
         assert Path(row["heatmap"]) == heatmap_path(heatmaps, row["file"], row["face_index"])
         x0, y0, x1, y1 = row["crop_box"]
         with Image.open(row["heatmap"]) as picture:  # the Grad-CAM overlay, at the size of the crop the model saw

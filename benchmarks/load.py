@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=125, help="requests per client")
-    parser.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data" / "faces"))
+    parser.add_argument("--data", default=os.environ.get("DFD_CORPUS") or str(REPO_ROOT.parent / "shared" / "data" / "faces"),
+                        help="the dev corpus (default: DFD_CORPUS, else ../shared/data/faces)")
     parser.add_argument("--model", help="MODEL_ID for the app (default: the bundled model)")
     parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "load.json"))
     args = parser.parse_args(argv)

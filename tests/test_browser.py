@@ -180,3 +180,28 @@ def test_slider_reset_returns_the_models_threshold(browser, live_app, model_dir)
     assert float(number.input_value()) == pytest.approx(expected)
     assert len(number.input_value()) <= 4  # shown rounded, e.g. "0.3", never "0.3045911"
     page.close()
+
+
+def _small_face(faces_dir, path) -> str:
+    from PIL import Image
+
+    from deepfake_detector.predict import MIN_FACE_SIDE
+
+    canvas = Image.new("RGB", (640, 480), (127, 127, 127))
+    face = Image.open(faces_dir / "real/ffhq/bhunakit_r0.png").convert("RGB")
+    canvas.paste(face.resize((int(MIN_FACE_SIDE * 1.2),) * 2), (300, 200))
+    canvas.save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("photo, verdict", [("cat", "No face"), ("small", "Too small")])
+def test_no_face_and_too_small_through_the_page(browser, live_app, faces_dir, tmp_path, photo, verdict):
+    path = str(Path(__file__).resolve().parents[1] / "examples" / "chelsea.jpg") if photo == "cat" else _small_face(faces_dir, tmp_path / "small.png")
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(live_app["url"])
+    page.locator("#dfd-input input[type=file]").set_input_files(path)
+    summary = page.locator("#dfd-summary")
+    summary.get_by_text("Verdict:").wait_for(timeout=90_000)
+    assert f"Verdict: {verdict}" in summary.inner_text()
+    assert "fake probability" not in summary.inner_text().lower()  # nothing judged, so no score
+    page.close()

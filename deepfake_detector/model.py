@@ -45,7 +45,7 @@ class Detector:
 
     @property
     def threshold(self) -> float:
-        """Decision threshold on the calibrated fake probability, fitted on validation."""
+        """Decision threshold on the displayed probability: 0.5 after a Platt/isotonic calibration; older folders fitted their own."""
         return float(self.config.get("threshold", 0.5))
 
     @property

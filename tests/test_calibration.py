@@ -134,14 +134,17 @@ def test_old_and_new_folders_load_with_their_own_probability_map(tiny_folders):
         calibrated_fake_probability(logits, {"method": "histogram"})
 
 
+@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
 def test_predict_uses_the_folders_band(tiny_folders):
-    """predict() decides with the folder's threshold and band unless given others."""
+    """predict() decides with the folder's threshold and band unless given others (on a real face, so it is judged)."""
+    from deepfake_detector.images import load_rgb_array
     from deepfake_detector.model import load_detector
     from deepfake_detector.predict import predict, verdict_for
 
     detector = load_detector(tiny_folders[1])
-    image = (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
+    image = load_rgb_array(sorted((FACES / "real" / "ffhq").iterdir())[0])
     prediction = predict(image, detector)
+    assert prediction.face_found
     assert prediction.uncertain_band == 0.25 and prediction.threshold == 0.5
     assert prediction.verdict == verdict_for(prediction.fake_probability, 0.5, 0.25)
     assert predict(image, detector, band=0.0).uncertain_band == 0.0

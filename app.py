@@ -171,7 +171,7 @@ def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
     return Analysis(display=display, scale=scale, prediction=prediction, crops=crops, heatmaps=heatmaps)
 
 
-def band_text(threshold: float, band: float = UNCERTAIN_BAND) -> str:
+def band_text(threshold: float, band: float) -> str:
     low, high = max(0.0, threshold - band), min(1.0, threshold + band)
     return (
         f"Decision threshold **{threshold:.2f}** on the calibrated fake probability. Scores from **{low:.2f}** up to "
@@ -517,7 +517,7 @@ def build_demo() -> gr.Blocks:
                         )
                         with gr.Accordion("Advanced", open=False, elem_id="dfd-advanced"):
                             threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Decision threshold", elem_id="dfd-threshold")
-                            band = gr.Markdown(band_text(0.5), elem_id="dfd-band")
+                            band = gr.Markdown(band_text(0.5, UNCERTAIN_BAND), elem_id="dfd-band")  # configure() sets the model's
                     with gr.Column(scale=2, min_width=300):
                         summary = gr.Markdown(elem_id="dfd-summary")
                         photo = gr.HTML(elem_id="dfd-photo")

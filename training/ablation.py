@@ -61,7 +61,7 @@ def test_numbers(metrics: dict, predictions: pd.DataFrame) -> dict:
     return {
         "n_images": metrics["n_images"],
         "balanced_accuracy": metrics.get("balanced_accuracy"),
-        "f1_real": metrics.get("f1_real"),
+        "f1_real": (metrics.get("per_class") or {}).get("real", {}).get("f1", metrics.get("f1_real")),
         "roc_auc": metrics.get("roc_auc"),
         "sd21_caught": _share(sd21, "Fake"),
         "sd21_called_real": _share(sd21, "Real"),

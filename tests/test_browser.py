@@ -205,3 +205,31 @@ def test_no_face_and_too_small_through_the_page(browser, live_app, faces_dir, tm
     assert f"Verdict: {verdict}" in summary.inner_text()
     assert "fake probability" not in summary.inner_text().lower()  # nothing judged, so no score
     page.close()
+
+
+def test_page_and_api_give_the_same_verdicts(browser, live_app, faces_dir, tmp_path):
+    """The page and /predict decide through the same predict() at the model's own threshold: verdict for verdict."""
+    from gradio_client import Client, handle_file
+
+    photos = [
+        faces_dir / "real/ffhq/bhunakit_r0.png",
+        sorted((faces_dir / "fake/stargan").glob("*.jpg"))[0],
+        sorted((faces_dir / "fake/tpdne").glob("*"))[0],
+        Path(_group_photo(faces_dir, tmp_path / "group.jpg")),
+        Path(__file__).resolve().parents[1] / "examples" / "chelsea.jpg",
+    ]
+    client = Client(live_app["url"], verbose=False)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(live_app["url"])
+    previous = ""
+    for photo in photos:
+        api = client.predict(handle_file(str(photo)), api_name="/predict")
+        page.locator("#dfd-input input[type=file]").set_input_files(str(photo))
+        # Wait for this photo's result: the annotated picture changes with every analysis.
+        page.wait_for_function("prev => { const i = document.querySelector('#dfd-photo img'); return i && i.src !== prev; }", arg=previous, timeout=90_000)
+        previous = page.locator("#dfd-photo img").get_attribute("src")
+        heading = page.locator("#dfd-summary h2").inner_text()
+        assert heading == f"Verdict: {api['verdict']}", (photo.name, heading, api["verdict"])
+        page_faces = sorted(text.split(": ", 1)[1].split(" ·")[0] for text in page.locator(".dfd-caption").all_inner_texts())
+        assert page_faces == sorted(f["verdict"] for f in api["faces"]), (photo.name, page_faces, api["faces"])
+    page.close()

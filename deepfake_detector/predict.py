@@ -29,7 +29,7 @@ VERDICTS = ("Real", "Fake", "Uncertain")  # what a judged face can get
 NO_FACE, TOO_SMALL = "No face", "Too small"
 ALL_VERDICTS = (*VERDICTS, TOO_SMALL, NO_FACE)
 # Faces narrower than this (in the uploaded image's pixels) are not judged; see reports/face-size.
-MIN_FACE_SIDE = 32
+MIN_FACE_SIDE = 40
 
 
 def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND) -> str:

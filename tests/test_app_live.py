@@ -128,7 +128,7 @@ def test_small_face_is_too_small(client, faces_dir, tmp_path):
     canvas = Image.new("RGB", (640, 480), (127, 127, 127))
     canvas.paste(face.resize((int(MIN_FACE_SIDE * 1.2), int(MIN_FACE_SIDE * 1.2))), (300, 200))  # face box ~0.8 of the crop
     result = client.predict(handle_file(save(canvas, tmp_path / "small.png")), include_overlay=True, api_name="/predict")
-    assert result["face_found"], "yuface finds this face (box about 23x28 px)"
+    assert result["face_found"], "yuface finds this face (box about 28x32 px)"
     check_result(result)
     assert result["verdict"] == "Too small" and all(f["verdict"] == "Too small" for f in result["faces"])
 

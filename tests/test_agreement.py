@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+from conftest import corpus_dir  # noqa: E402
+
+FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
 # Whole photos of people (what visitors upload: several sizes, one or more faces) and face crops of both classes,
 # at 128 px and at 768-1024 px. JPEG only: every format the app accepts is tested in the app's own tests.
 PHOTOS = {

@@ -21,7 +21,9 @@ from training.calibration import (
     operating_point,
 )
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+from conftest import corpus_dir  # noqa: E402
+
+FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
 
 
 def _population(seed: int = 0, n: int = 6000, keep_real: float = 1 / 3) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +136,7 @@ def test_old_and_new_folders_load_with_their_own_probability_map(tiny_folders):
         calibrated_fake_probability(logits, {"method": "histogram"})
 
 
-@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
 def test_predict_uses_the_folders_band(tiny_folders):
     """predict() decides with the folder's threshold and band unless given others (on a real face, so it is judged)."""
     from deepfake_detector.images import load_rgb_array
@@ -150,7 +152,7 @@ def test_predict_uses_the_folders_band(tiny_folders):
     assert predict(image, detector, band=0.0).uncertain_band == 0.0
 
 
-@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
 def test_a_real_model_with_a_known_shift_is_undone(model_dir):
     """The bundled network and a copy whose fake logit is raised by 2 (a known shift) are calibrated on the same real
     faces: after calibration both show the same probabilities and verdicts, and the copy's intercept is lower by

@@ -18,8 +18,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
+from conftest import corpus_dir  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-FACES = REPO.parent / "shared" / "data" / "faces"
+FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
 SOURCES = {"real/ffhq": 3, "real/celeba_stargan_input": 3, "fake/stargan": 3, "fake/tpdne": 3}
 
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs the shared face images at {FACES}")

@@ -16,9 +16,11 @@ import torch
 from training import build_dataset
 from training.calibration import expected_calibration_error, fit_temperature, fit_threshold
 
+from conftest import corpus_dir  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FACES = REPO_ROOT.parent / "shared" / "data" / "faces"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
 TINY = ["--model", "mobilenetv3_small_050", "--input_size", "64", "--batch_size", "8", "--num_workers", "0", "--samples_per_epoch", "32"]
 
 

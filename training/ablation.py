@@ -67,6 +67,12 @@ def test_numbers(metrics: dict, predictions: pd.DataFrame) -> dict:
         "sd21_called_real": _share(sd21, "Real"),
         "sd21_auc_vs_test_reals": _auc(sd21["fake_probability"].to_numpy(), non_photo_reals["fake_probability"].to_numpy()),
         "photo_faces_called_fake": _share(photo_faces, "Fake"),
+        # the same split without sd21, so a gain on diffusion faces does not hide a loss on the rest
+        "roc_auc_without_sd21": _auc(
+            clean[(clean["label"] == "fake") & (clean["source"] != "sd21")]["fake_probability"].to_numpy(), reals["fake_probability"].to_numpy()
+        ),
+        "verdicts_real": {verdict: _share(reals, verdict) for verdict in ("Real", "Uncertain", "Fake")},
+        "verdicts_fake": {verdict: _share(clean[clean["label"] == "fake"], verdict) for verdict in ("Fake", "Uncertain", "Real")},
         "per_source_accuracy": {source: values["accuracy"] for source, values in metrics.get("per_source", {}).items()},
         "threshold": metrics.get("threshold"),
         "uncertain_band": metrics.get("uncertain_band"),
@@ -135,6 +141,12 @@ def _count(share: dict | None) -> str:
     return f"{share['count']}/{share['n']} ({100 * share['share']:.0f}%)"
 
 
+def _shares(verdicts: dict | None) -> str:
+    if not verdicts:
+        return "n/m"
+    return " / ".join(f"{100 * v['share']:.0f}%" if v.get("n") else "n/m" for v in verdicts.values())
+
+
 def render(rows: list[dict], notes: str = "") -> str:
     lines = [
         "# Ablation: candidates for the default model (issue 11)",
@@ -143,8 +155,8 @@ def render(rows: list[dict], notes: str = "") -> str:
         "Test = the grouped test split of `data/faces-dataset-v2` (v1 splits kept, so no model here trained on it), every",
         "image through `predict()` (the app's path); verdicts at each model's own threshold and Uncertain band.",
         "",
-        "| candidate | balanced acc. | real F1 | ROC AUC | sd21 caught (Fake) | sd21 called Real | sd21 AUC vs test reals | photo faces called Fake (test) | whole photos called Fake: test / validation / all 34 | worst ICIAP processing (bal. acc.) | LOSO held-out AUC |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "| candidate | balanced acc. | real F1 | ROC AUC | ROC AUC without sd21 | reals: Real / Uncertain / Fake | fakes: Fake / Uncertain / Real | sd21 caught (Fake) | sd21 called Real | sd21 AUC vs test reals | photo faces called Fake (test) | whole photos called Fake: test / validation / all 34 | worst ICIAP processing (bal. acc.) | LOSO held-out AUC |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|---|",
     ]
     for row in rows:
         test = row["test"] or {}
@@ -154,6 +166,7 @@ def render(rows: list[dict], notes: str = "") -> str:
         worst_cell = f"{worst[0]:.3f} ({worst[1]}, n={perturbations['n_images']})" if worst else "n/m"
         lines.append(
             f"| {row['name']} | {_num(test.get('balanced_accuracy'))} | {_num(test.get('f1_real'))} | {_num(test.get('roc_auc'))} | "
+            f"{_num(test.get('roc_auc_without_sd21'))} | {_shares(test.get('verdicts_real'))} | {_shares(test.get('verdicts_fake'))} | "
             f"{_count(test.get('sd21_caught'))} | {_count(test.get('sd21_called_real'))} | {_num(test.get('sd21_auc_vs_test_reals'))} | "
             f"{_count(test.get('photo_faces_called_fake'))} | {photos} | "
             f"{worst_cell} | n/m |"

@@ -79,8 +79,10 @@ def plot_per_source(per_source: dict, path: str | Path, title: str = "Accuracy p
     bars = axis.barh(names, accuracies, color=colours, alpha=0.85)
     intervals = [per_source[name].get("accuracy_ci95") for name in names]
     if all(intervals):
-        low = [a - ci[0] for a, ci in zip(accuracies, intervals)]
-        high = [ci[1] - a for a, ci in zip(accuracies, intervals)]
+        # max(0, ...): at 0% or 100% the Wilson bound equals the point up to float rounding, and matplotlib
+        # refuses a negative error bar (it crashed evaluations of thin sources).
+        low = [max(0.0, a - ci[0]) for a, ci in zip(accuracies, intervals)]
+        high = [max(0.0, ci[1] - a) for a, ci in zip(accuracies, intervals)]
         axis.errorbar(accuracies, range(len(names)), xerr=[low, high], fmt="none", ecolor="black", capsize=3, linewidth=1)
     for bar, name in zip(bars, names):
         n = per_source[name]["count"]

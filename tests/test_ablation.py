@@ -11,10 +11,12 @@ import pytest
 
 from training import ablation, evaluate
 
+from conftest import corpus_dir  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FACES = REPO_ROOT.parent / "shared" / "data" / "faces"
+FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
 BUNDLED = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus at ../shared/data/faces")
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,10 @@ import numpy as np  # noqa: E402
 from gradio_client import handle_file  # noqa: E402
 from huggingface_hub import ModelCard  # noqa: E402
 
+from starlette.middleware import Middleware  # noqa: E402
+
 from deepfake_detector.draw import COLOURS, THUMB_SIDE, annotate, data_uri, fit, thumb  # noqa: E402
 from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
 from deepfake_detector.images import SUPPORTED_TEXT, ImageError, load_rgb_array  # noqa: E402
 from deepfake_detector.model import DEFAULT_MODEL_DIR, Detector, load_detector  # noqa: E402
 from deepfake_detector.predict import MIN_FACE_SIDE, NO_FACE, TOO_SMALL, UNCERTAIN_BAND, Prediction, predict  # noqa: E402
@@ -122,11 +123,6 @@ def read_upload(payload, keep_for: float = 0.0) -> bytes:
     if payload is None:
         raise gr.Error(f"Please upload a photo ({SUPPORTED_TEXT}) first.")
     return LEDGER.read(_upload_path(payload), keep_for=keep_for)
-
-
-def decode(data: bytes) -> np.ndarray:
-    """Decode through deepfake_detector.images, so every limit applies before pixels are allocated."""
-    return load_rgb_array(data)
 
 
 def check_threshold(value, allow_none: bool = True) -> float | None:
@@ -265,7 +261,7 @@ def detect_ui(payload, threshold, state: dict | None):
     if state and state.get("path") == path:
         analysis = state["analysis"]  # the same upload again (the Detect button, a repeated change event): from memory
     else:
-        rgb = decode(read_upload(payload, keep_for=PREVIEW_KEEP_S))
+        rgb = load_rgb_array(read_upload(payload, keep_for=PREVIEW_KEEP_S))
         analysis = analyse(rgb, get_detector())
     summary, photo, faces = render(analysis, threshold)
     return summary, photo, faces, {"path": path, "analysis": analysis}
@@ -309,7 +305,7 @@ def predict_api(image, threshold=None, include_overlay=False) -> dict:
     data = read_upload(image)  # first, so that the upload is deleted whatever is wrong with the rest
     threshold = check_threshold(threshold)
     include_overlay = check_flag(include_overlay, "include_overlay")
-    return result_json(decode(data), get_detector(), threshold, include_overlay)
+    return result_json(load_rgb_array(data), get_detector(), threshold, include_overlay)
 
 
 def _file_name(payload) -> str:
@@ -355,7 +351,7 @@ def predict_batch_api(images, threshold=None, include_overlay=False) -> list[dic
             results.append({"file": name, "error": data})
             continue
         try:
-            results.append({"file": name, **result_json(decode(data), detector, threshold, include_overlay)})
+            results.append({"file": name, **result_json(load_rgb_array(data), detector, threshold, include_overlay)})
         except ImageError as error:
             results.append({"file": name, "error": str(error)})
     return results
@@ -438,8 +434,7 @@ def model_summary(detector: Detector, metrics: dict) -> str:
                    f"ROC AUC **{metrics['roc_auc']:.2f}**" if "roc_auc" in metrics else "",
                    f"real faces called fake **{called_fake:.0%}** (of {real.get('support', '?')})" if called_fake is not None else ""]
         lines.append(f"On its held-out test split (n = {metrics['n_images']:,} faces): " + ", ".join(n for n in numbers if n) + ".")
-    summary = getattr(detector, "calibration_summary", None)
-    lines.append(f"Decision threshold {detector.threshold:.2f}" + (f"; calibration: {summary}." if summary else "."))
+    lines.append(f"Decision threshold {detector.threshold:.2f}; calibration: {detector.calibration_summary}.")
     return "\n\n".join(lines)
 
 

@@ -125,7 +125,7 @@ class UploadLedger:
         return data
 
     def discard(self, path: object) -> None:
-        """Delete an upload a request was sent but will not read (a parameter was refused first)."""
+        """Delete an upload a request was sent but will not read (a batch refused before reading its items)."""
         if isinstance(path, str) and path in self._uploads:
             self._delete(path)
 
@@ -227,6 +227,8 @@ def too_large_message(size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
 
 # ---------------------------------------------------------------- the per-process folder
 
+_HELD_LOCKS: list = []  # open lock files of this process's folders: closing one would release its lock
+
 
 def process_folder(root: str | os.PathLike) -> Path:
     """A new folder for this process's uploads under `root`, locked for as long as the process lives.
@@ -241,9 +243,6 @@ def process_folder(root: str | os.PathLike) -> Path:
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     _HELD_LOCKS.append(lock)
     return folder
-
-
-_HELD_LOCKS: list = []
 
 
 def sweep_dead_process_folders(root: str | os.PathLike) -> list[Path]:

@@ -39,12 +39,13 @@ def _read(folder: Path) -> tuple[dict, pd.DataFrame] | None:
 
 
 def _auc(positives: np.ndarray, negatives: np.ndarray) -> float | None:
-    """P(score of a random positive > a random negative), ties half: the ROC AUC of two score sets."""
+    """The ROC AUC of two score sets (scikit-learn's, ties counted half); None when either set is empty."""
+    from sklearn.metrics import roc_auc_score
+
     if len(positives) == 0 or len(negatives) == 0:
         return None
-    greater = (positives[:, None] > negatives[None, :]).mean()
-    ties = (positives[:, None] == negatives[None, :]).mean()
-    return float(greater + 0.5 * ties)
+    labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    return float(roc_auc_score(labels, np.r_[positives, negatives]))
 
 
 def _share(frame: pd.DataFrame, verdict: str) -> dict:

@@ -49,7 +49,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from deepfake_detector.draw import COLOURS, THUMB_SIDE, annotate, data_uri, fit, thumb  # noqa: E402
 from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
 from deepfake_detector.images import SUPPORTED_TEXT, ImageError, load_rgb_array  # noqa: E402
-from deepfake_detector.model import DEFAULT_MODEL_DIR, Detector, load_detector  # noqa: E402
+from deepfake_detector.model import DEFAULT_MODEL_DIR, LABEL_NAMES, Detector, load_detector  # noqa: E402
 from deepfake_detector.predict import MIN_FACE_SIDE, NO_FACE, TOO_SMALL, UNCERTAIN_BAND, Prediction, predict  # noqa: E402
 from deepfake_detector.uploads import MAX_UPLOAD_BYTES, PREVIEW_KEEP_S, UNCLAIMED_TTL_S, UploadError, UploadLedger  # noqa: E402
 
@@ -489,7 +489,7 @@ def example_files() -> list[str]:
     files = sorted(str(p) for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     dataset = os.environ.get("DATASET_DIR")
     if dataset:
-        for label in ("real", "fake"):
+        for label in LABEL_NAMES:
             found = sorted(p for p in (Path(dataset) / label).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             files += [str(p) for p in found[:2]]
     return files

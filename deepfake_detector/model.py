@@ -30,6 +30,8 @@ HUB_FILES = ["config.json", "model.safetensors", "metrics.json", "README.md", "*
 # Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
 DEFAULT_UNCERTAIN_BAND = 0.1
 CALIBRATION_METHODS = ("platt", "isotonic")
+# Class index -> name, the one definition for the app, training, the dataset schema and config.json `label_names`.
+LABEL_NAMES = ["real", "fake"]
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Detector:
     data_config: dict
     name: str
     folder: Path
-    label_names: list[str] = field(default_factory=lambda: ["real", "fake"])
+    label_names: list[str] = field(default_factory=lambda: list(LABEL_NAMES))
 
     @property
     def threshold(self) -> float:
@@ -161,5 +163,5 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     net.load_state_dict(load_file(weights))
     net.eval()
     data_config = timm.data.resolve_model_data_config(net)
-    label_names = list(config.get("label_names", ["real", "fake"]))
+    label_names = list(config.get("label_names", LABEL_NAMES))
     return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names)

@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from deepfake_detector.images import ImageError, image_info, load_rgb_array
+from deepfake_detector.model import LABEL_NAMES
 from training.sources import SourceFile, group_key, is_photo_source, iter_source_files
 
 SPLITS = ("train", "validation", "test")
@@ -54,7 +55,7 @@ class BuildReport:
     def to_markdown(self) -> str:
         lines = ["| split | label | source | images |", "|---|---|---|---:|"]
         for split in SPLITS:
-            for label in ("real", "fake"):
+            for label in LABEL_NAMES:
                 for source, n in sorted(self.counts.get(split, {}).get(label, {}).items()):
                     lines.append(f"| {split} | {label} | {source} | {n} |")
         totals = {split: sum(sum(s.values()) for s in self.counts.get(split, {}).values()) for split in SPLITS}

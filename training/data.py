@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LABEL_NAMES = ["real", "fake"]
+from deepfake_detector.model import LABEL_NAMES
 
 
 def features():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-LABEL_NAMES = ["real", "fake"]
+from deepfake_detector.model import LABEL_NAMES
 
 
 def save_model_folder(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from deepfake_detector.model import LABEL_NAMES
 from training.intervals import SMALL_N
 
 PLOTS = ("confusion_matrix.png", "roc_curve.png", "per_source.png", "per_perturbation.png", "reliability.png")
@@ -32,7 +33,7 @@ def model_index(metrics: dict, name: str, dataset_id: str) -> list[dict]:
         {"type": "balanced_accuracy", "name": "Balanced accuracy", "value": metrics["balanced_accuracy"]},
         {"type": "roc_auc", "name": "ROC AUC", "value": metrics["roc_auc"]},
     ]
-    for label in ("real", "fake"):
+    for label in LABEL_NAMES:
         if label in per_class:
             results.append({"type": "f1", "name": f"F1 ({label})", "value": per_class[label]["f1"]})
     return [
@@ -86,7 +87,7 @@ def _training_sources(metrics: dict) -> str:
     if not counts:
         return "Per-source image counts were not recorded with this model; see the dataset card."
     sentences = []
-    for label in ("real", "fake"):
+    for label in LABEL_NAMES:
         parts = [
             f"{source} {n.get('train', 0)} / {n.get('validation', 0)} / {n.get('test', 0)}"
             for source, n in sorted(counts.get(label, {}).items(), key=lambda item: -sum(item[1].values()))

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LABEL_NAMES = ["real", "fake"]
+from deepfake_detector.model import LABEL_NAMES  # noqa: E402
 DPI = 120
 
 

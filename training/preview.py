@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_detector.model import LABEL_NAMES
+
 
 def _samples(data: str, per_label: int, seed: int) -> list[tuple[str, str, bytes, list]]:
     """(label, source, bytes, landmarks) for `per_label` random images of each label."""
     rng = random.Random(seed)
     path = Path(data)
     if (path / "dataset_dict.json").is_file() or (path / "arrow").is_dir() or (path / "data").is_dir():
-        from training.data import LABEL_NAMES, load_built_dataset
+        from training.data import load_built_dataset
 
         split = load_built_dataset(data)["train"]
         labels = split["label"]
@@ -38,7 +40,7 @@ def _samples(data: str, per_label: int, seed: int) -> list[tuple[str, str, bytes
 
     files = list(iter_source_files(data))
     picked = []
-    for label in ("real", "fake"):
+    for label in LABEL_NAMES:
         candidates = [f for f in files if f.label == label]
         for file in rng.sample(candidates, min(per_label, len(candidates))):
             data_bytes = file.read()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-LABELS = ("real", "fake")
+from deepfake_detector.model import LABEL_NAMES
 ICIAP_ZIP = re.compile(r"^(?P<label>[01])-(?P<source>.+)\.zip$", re.IGNORECASE)
 # Files that describe a corpus rather than belong to it.
 META_FILES = {"MANIFEST.csv", "README.md", "SHA256SUMS", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db"}
@@ -41,7 +41,7 @@ def iter_source_files(source: str | Path) -> Iterator[SourceFile]:
                 f"--source {source} is a file but not an ICIAP challenge zip named like 0-CelebA.zip or 1-STARGAN.zip "
                 "(0- real, 1- fake)."
             )
-        yield from _iter_zip(source, LABELS[int(match["label"])], match["source"].lower())
+        yield from _iter_zip(source, LABEL_NAMES[int(match["label"])], match["source"].lower())
         return
     yield from _iter_folder(source)
 
@@ -70,7 +70,7 @@ def _iter_folder(folder: Path) -> Iterator[SourceFile]:
             continue
         if entry.name.startswith("."):
             continue
-        if entry.name not in LABELS:
+        if entry.name not in LABEL_NAMES:
             raise ValueError(f"Unknown label folder {entry}: the folders under a source must be 'real' and 'fake'.")
         for file in sorted(p for p in entry.rglob("*") if p.is_file()):
             if file.name in META_FILES or file.name.startswith("."):

@@ -18,6 +18,8 @@ import evaluate
 import numpy as np
 from scipy.stats import rankdata
 
+# A copy of deepfake_detector.model.LABEL_NAMES, on purpose: `evaluate.load` copies this script into its module
+# cache and runs it there (as it would from the Hub), so it imports only installed libraries, not this repository.
 LABEL_NAMES = ["real", "fake"]
 
 _DESCRIPTION = """Binary real(0)/fake(1) detection metrics: accuracy, balanced accuracy (mean recall over the classes

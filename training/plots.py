@@ -28,33 +28,30 @@ def _save(figure, path: Path) -> Path:
 
 def plot_confusion_matrix(confusion: list[list[int]], path: str | Path, title: str = "Confusion matrix") -> Path:
     """2x2 counts with row-normalised shading (rows: true real/fake, columns: predicted)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     counts = np.asarray(confusion, dtype=float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     figure, axis = plt.subplots(figsize=(4.2, 3.8))
-    axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for row in range(2):
-        for column in range(2):
-            axis.text(
-                column, row, f"{int(counts[row, column])}\n{rates[row, column]:.1%}", ha="center", va="center",
-                color="white" if rates[row, column] > 0.5 else "black",
-            )
-    axis.set_xticks([0, 1], [f"pred {name}" for name in LABEL_NAMES])
-    axis.set_yticks([0, 1], [f"true {name}" for name in LABEL_NAMES])
+    # Shaded by the row rate, so a rare class's errors show as clearly as a common class's.
+    display = ConfusionMatrixDisplay(rates, display_labels=LABEL_NAMES)
+    display.plot(ax=axis, cmap="Blues", colorbar=False, values_format=".1%", im_kw={"vmin": 0, "vmax": 1})
+    for (row, column), text in np.ndenumerate(display.text_):
+        text.set_text(f"{int(counts[row, column])}\n{text.get_text()}")
     axis.set_title(title)
     return _save(figure, Path(path))
 
 
 def plot_roc_curve(labels: np.ndarray, fake_probabilities: np.ndarray, path: str | Path, threshold: float | None = None, title: str = "ROC curve") -> Path:
     """ROC of P(fake) with the AUC and the operating point at `threshold`; a note when one class is missing."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import RocCurveDisplay
 
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(fake_probabilities, dtype=float)
     figure, axis = plt.subplots(figsize=(4.5, 4.2))
-    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
     if len(np.unique(labels)) == 2:
-        false_positive, true_positive, _ = roc_curve(labels, scores)
-        axis.plot(false_positive, true_positive, label=f"AUC {roc_auc_score(labels, scores):.3f}")
+        display = RocCurveDisplay.from_predictions(labels, scores, ax=axis, plot_chance_level=True)
+        display.line_.set_label(f"AUC {display.roc_auc:.3f}")  # three decimals, as in metrics.json and the report
         if threshold is not None:
             decided = scores >= threshold
             point = (decided[labels == 0].mean(), decided[labels == 1].mean())

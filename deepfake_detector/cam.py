@@ -1,8 +1,8 @@
 """Grad-CAM for the detector: where in the face the "fake" evidence is, as a heatmap over the crop.
 
-One wrapper over pytorch-grad-cam. The target layer comes from a small architecture table (the last
-spatial feature map of each family, as timm names it); an unknown architecture falls back to its last
-Conv2d. The CAM is computed on the canonical tensor the model actually sees (`preprocess.eval_tensor`),
+One wrapper over pytorch-grad-cam. The target layer is the last stage of timm's `feature_info`, except for
+the few families in a small table (EfficientNet's bn2, token models); a model outside timm falls back to its
+last Conv2d. The CAM is computed on the canonical tensor the model actually sees (`preprocess.eval_tensor`),
 so the heatmap explains the same forward pass that produced the probability.
 
 The network is shared by every request; Grad-CAM temporarily hooks it and runs a backward pass, so every
@@ -37,17 +37,15 @@ def _path(model: torch.nn.Module, dotted: str) -> torch.nn.Module | None:
     return module if isinstance(module, torch.nn.Module) else None
 
 
-# (class-name prefix, candidate layers in order of preference). Class names are timm's (and torchvision's
-# for ResNet/DenseNet/VGG). Each candidate is the last layer that still has a spatial map.
+# Where timm's `feature_info` (the last stage of the feature pyramid) is not the layer to explain: (class-name prefix,
+# candidate layers in order of preference). Every other CNN uses `feature_info[-1]["module"]`, e.g. MobileNetV3's
+# blocks.-1 (its conv_head runs after global pooling), ConvNeXt's stages.-1, DenseNet's features.norm5.
 TARGET_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # MobileNetV3's conv_head runs after global pooling (1x1 map), so the last block is used.
-    ("MobileNetV3", ("blocks.-1",)),
-    # timm EfficientNet also builds tf_efficientnet_lite*, mobilenetv2_*, mnasnet, fbnet: bn2 = BN + act after conv_head.
+    # timm EfficientNet (also tf_efficientnet_lite*, mobilenetv2_*, mnasnet, fbnet): bn2, the BN + act after conv_head,
+    # is still a spatial map and later than feature_info's blocks.-1; the shipped model's heatmaps are computed there.
     ("EfficientNet", ("bn2", "conv_head")),
-    ("ConvNeXt", ("stages.-1",)),
-    ("ResNet", ("layer4.-1",)),
-    ("DenseNet", ("features",)),
-    ("VGG", ("features", "pre_logits")),
+    ("ResNet", ("layer4.-1",)),  # pytorch-grad-cam's documented layer: the same output as feature_info's layer4
+    # Token models: the last block's norm1, made a map by `reshape_transform`.
     ("VisionTransformer", ("blocks.-1.norm1",)),
     ("Deit", ("blocks.-1.norm1",)),
     ("VOLO", ("post_network.-1.norm1", "network.-1.-1.norm1")),
@@ -59,7 +57,8 @@ def _is_transformer(model: torch.nn.Module) -> bool:
 
 
 def target_layer(model: torch.nn.Module) -> torch.nn.Module:
-    """The layer whose activations and gradients Grad-CAM uses for `model` (table above, else the last Conv2d)."""
+    """The layer whose activations and gradients Grad-CAM uses for `model`: the table above, else timm's last
+    feature stage, else the last Conv2d (a model outside timm)."""
     name = type(model).__name__
     for prefix, candidates in TARGET_LAYERS:
         if name.startswith(prefix):
@@ -67,6 +66,9 @@ def target_layer(model: torch.nn.Module) -> torch.nn.Module:
                 layer = _path(model, dotted)
                 if layer is not None:
                     return layer
+    feature_info = getattr(model, "feature_info", None)
+    if feature_info and getattr(model, "output_fmt", "NCHW") == "NCHW":  # Swin/MaxViT stages are (b, h, w, c)
+        return model.get_submodule(feature_info[-1]["module"])
     convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
     if not convs:
         raise ValueError(f"No Grad-CAM target layer for {name}: add it to cam.TARGET_LAYERS.")

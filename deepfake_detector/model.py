@@ -146,22 +146,17 @@ def resolve_model_folder(model_id: str | os.PathLike) -> tuple[Path, str]:
 
 
 def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
-    """Build the timm architecture named in `config.json` and load `model.safetensors` into it."""
+    """Build the timm architecture named in `config.json` and load `model.safetensors` into it (timm's `local-dir:`)."""
     import timm
-    from safetensors.torch import load_file
 
     folder, name = resolve_model_folder(model_id)
     config = json.loads((folder / "config.json").read_text())
     weights = folder / "model.safetensors"
     if not weights.is_file():
+        # timm would fall back to a pickled pytorch_model.bin; only safetensors are loaded.
         raise FileNotFoundError(f"{weights} is missing; only safetensors weights are loaded.")
-    model_args = dict(config.get("model_args", {}))
-    model_args["num_classes"] = config["num_classes"]
-    net = timm.create_model(
-        config["architecture"], pretrained=False, pretrained_cfg_overlay=config.get("pretrained_cfg", {}), **model_args
-    )
-    net.load_state_dict(load_file(weights))
-    net.eval()
+    # Architecture, num_classes, model_args and pretrained_cfg from config.json; every tensor must fit (strict).
+    net = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     data_config = timm.data.resolve_model_data_config(net)
     label_names = list(config.get("label_names", LABEL_NAMES))
     return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.evaluate import CLEAN  # the perturbation name of unprocessed images
+from training.evaluate import CLEAN, worst_perturbation  # CLEAN: the perturbation name of unprocessed images
 
 PHOTO_SETS = ("photos-test", "photos-validation", "photos-all")
 LOSO_SOURCES = ("stargan", "attgan", "tpdne", "sd21", "ffhq", ">=512 px")
@@ -116,6 +116,7 @@ def collect(name: str, model_folder: Path, eval_folder: Path) -> dict:
         if perturbed and "per_perturbation" in perturbed[0]
         else None
     )
+    row["worst_perturbation"] = worst_perturbation(perturbed[0]) if perturbed else None
     for photo_set in PHOTO_SETS:
         measured = _read(eval_folder / photo_set)
         row[photo_set] = photo_numbers(measured[1]) if measured else None
@@ -165,9 +166,9 @@ def render(rows: list[dict], notes: str = "") -> str:
     for row in rows:
         test = row["test"] or {}
         perturbations = row["perturbations"]
-        worst = min(((v, k) for k, v in perturbations.items() if k != "n_images"), default=None) if perturbations else None
+        worst = row["worst_perturbation"]
         photos = " / ".join(_count((row[s] or {}).get("called_fake")) for s in PHOTO_SETS)
-        worst_cell = f"{worst[0]:.3f} ({worst[1]}, n={perturbations['n_images']})" if worst else "n/m"
+        worst_cell = f"{worst[1]:.3f} ({worst[0]}, n={perturbations['n_images']})" if worst else "n/m"
         lines.append(
             f"| {row['name']} | {_num(test.get('balanced_accuracy'))} | {_num(test.get('f1_real'))} | {_num(test.get('roc_auc'))} | "
             f"{_num(test.get('roc_auc_without_sd21'))} | {_shares(test.get('verdicts_real'))} | {_shares(test.get('verdicts_fake'))} | "

@@ -28,14 +28,11 @@ import torch
 
 
 def class_balanced_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-sample weights giving each class the same total weight (mean weight 1)."""
+    """Per-sample weights giving each class the same total weight (mean weight 1): scikit-learn's "balanced"."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
     labels = np.asarray(labels)
-    weights = np.zeros(len(labels), dtype=np.float64)
-    classes = np.unique(labels)
-    for value in classes:
-        inside = labels == value
-        weights[inside] = len(labels) / (len(classes) * inside.sum())
-    return weights
+    return compute_sample_weight("balanced", labels) if len(labels) else np.zeros(0)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, balanced: bool = True, max_iter: int = 200) -> float:
@@ -237,14 +234,15 @@ def config_values(calibration: dict) -> dict:
 
 
 def app_path_margins(detector, split, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Margins (n,) of the deciding face through `predict()` (the app's path) and labels (n,) for a dataset split."""
+    """Margins (n,) of the deciding face through `predict()` (the app's path) and labels (n,) for a dataset split:
+    `training.evaluate.classify_images`, the forward pass evaluation uses, a batch of images at a time."""
     from deepfake_detector.images import load_rgb_array
-    from deepfake_detector.predict import predict_many
+    from training.evaluate import classify_images
 
-    margins, images = [], split["image"]
-    for start in range(0, len(images), batch_size):
-        batch = [load_rgb_array(image["bytes"]) for image in images[start : start + batch_size]]
-        margins += [max(face.logit_margin for face in prediction.faces) for prediction in predict_many(batch, detector)]
+    margins = []
+    for batch in split.select_columns(["image"]).iter(batch_size=batch_size):
+        images = [load_rgb_array(image["bytes"]) for image in batch["image"]]
+        margins += [outcome.logit_margin for outcome in classify_images(images, detector, batch_size=batch_size)]
     return np.asarray(margins, dtype=np.float64), np.asarray(split["label"])
 
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,37 +74,25 @@ def compute_metrics(labels: Sequence[int], predicted: Sequence[int], fake_probab
 # ---------------------------------------------------------------- records
 
 
-class _DatasetRecords(Sequence):
-    """A lazy, indexable view of a built dataset split as evaluation records (decodes nothing)."""
-
-    def __init__(self, split, indices: Sequence[int] | None = None):
-        self.split = split.select_columns(["image", "label", "source", "path"])
-        self.indices = list(range(len(split))) if indices is None else list(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, position):
-        if isinstance(position, slice):
-            return _DatasetRecords(self.split, self.indices[position])
-        if isinstance(position, list):
-            return _DatasetRecords(self.split, [self.indices[i] for i in position])
-        row = self.split[int(self.indices[position])]
-        image = row["image"] or {}
-        record = {"path": row["path"] or image.get("path") or f"row-{self.indices[position]}", "label": row["label"], "source": row["source"]}
-        if image.get("bytes") is not None:
-            record["image_bytes"] = image["bytes"]
-        else:
-            record["file"] = image.get("path")
-        return record
-
-
-def records_from_dataset(dataset_split) -> Sequence[dict]:
-    """Records (path, label, source, image_bytes) for a split from `training.data.load_built_dataset`."""
+def records_from_dataset(dataset_split):
+    """Records (path, label, source, image_bytes or file) for a split from `training.data.load_built_dataset`: the
+    split itself behind a `with_transform` view, so nothing is decoded or copied and `len`/`select` still work."""
     missing = {"image", "label", "source", "path"} - set(dataset_split.column_names)
     if missing:
         raise ValueError(f"The dataset split lacks columns {sorted(missing)}; build it with training.build_dataset.")
-    return _DatasetRecords(dataset_split)
+    return dataset_split.select_columns(["image", "label", "source", "path"]).with_transform(_as_records)
+
+
+def _as_records(rows: dict) -> dict:
+    """Batch transform: built-dataset rows -> evaluation records (the image stays undecoded: bytes or a file path)."""
+    images = [image or {} for image in rows["image"]]
+    return {
+        "path": [path or image.get("path") for path, image in zip(rows["path"], images)],
+        "label": rows["label"],
+        "source": rows["source"],
+        "image_bytes": [image.get("bytes") for image in images],
+        "file": [image.get("path") for image in images],
+    }
 
 
 def records_from_folder(path: str | Path) -> list[dict]:
@@ -145,6 +134,31 @@ def _decode(record: dict) -> np.ndarray:
 # ---------------------------------------------------------------- evaluation
 
 
+class Outcome(NamedTuple):
+    """One image's answer and the logit margin of the face that decided it (what calibration is fitted on)."""
+
+    fake_probability: float
+    verdict: str
+    face_found: bool | None  # None: classified whole (mode "whole_image")
+    n_faces: int | None
+    logit_margin: float
+
+
+def classify_images(images: list[np.ndarray], detector: Detector, mode: str = "predict", batch_size: int = 32) -> list[Outcome]:
+    """The one forward pass over evaluation and validation images: evaluation, calibration and training's final
+    validation all score images here. mode "predict": the app's path (`predict_many`); "whole_image": each image whole."""
+    if mode == "whole_image":
+        logits = crop_logits(images, detector, batch_size=batch_size)
+        probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
+        return [Outcome(float(p), verdict_for(float(p), detector.threshold, detector.band), None, None, float(m)) for p, m in zip(probabilities, margins)]
+    outcomes = []
+    for prediction in predict_many(images, detector, batch_size=batch_size):
+        deciding = [face for face in prediction.faces if face.judged] or prediction.faces
+        margin = max(face.logit_margin for face in deciding)  # the deciding face: calibration is monotonic
+        outcomes.append(Outcome(prediction.fake_probability, prediction.verdict, prediction.face_found, len(prediction.faces) if prediction.face_found else 0, margin))
+    return outcomes
+
+
 def evaluate_records(
     detector: Detector,
     records: Iterable[dict],
@@ -180,19 +194,6 @@ def evaluate_records(
     if chosen and perturbation_sample and total is not None and perturbation_sample < total:
         perturbed_indices = set(np.random.default_rng(LIMIT_SEED).choice(total, size=perturbation_sample, replace=False).tolist())
 
-    def classify(images: list[np.ndarray]) -> list[tuple]:
-        """(fake_probability, verdict, face_found, n_faces, logit_margin) per image."""
-        if mode == "whole_image":
-            logits = crop_logits(images, detector, batch_size=batch_size)
-            probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
-            return [(float(p), verdict_for(float(p), threshold, band), None, None, float(m)) for p, m in zip(probabilities, margins)]
-        results = []
-        for prediction in predict_many(images, detector, batch_size=batch_size):
-            deciding = [face for face in prediction.faces if face.judged] or prediction.faces
-            margin = max(face.logit_margin for face in deciding)  # the deciding face: calibration is monotonic
-            results.append((prediction.fake_probability, prediction.verdict, prediction.face_found, len(prediction.faces) if prediction.face_found else 0, margin))
-        return results
-
     def flush() -> None:
         nonlocal clean_seconds
         # One variant at a time: holding all of them for a batch of 1024-px images would take gigabytes.
@@ -202,7 +203,7 @@ def evaluate_records(
                 continue
             arrays = [image if perturb is None else perturb(image) for _, image in members]
             tick = time.perf_counter()
-            outcomes = classify(arrays)
+            outcomes = classify_images(arrays, detector, mode=mode, batch_size=batch_size)
             if name == CLEAN:
                 clean_seconds += time.perf_counter() - tick
             for (record, _), outcome in zip(members, outcomes):
@@ -262,6 +263,15 @@ def evaluate_records(
             p.name: {**p.to_json(), **_metrics_for(predictions[predictions["perturbation"] == p.name])} for p in chosen
         }
     return metrics, predictions
+
+
+def worst_perturbation(metrics: dict) -> tuple[str, float] | None:
+    """(name, balanced accuracy) of the perturbation that hurts most (the first in table order on a tie); None without."""
+    per_perturbation = metrics.get("per_perturbation") or {}
+    if not per_perturbation:
+        return None
+    name = min(per_perturbation, key=lambda key: per_perturbation[key].get("balanced_accuracy", 1.0))
+    return name, per_perturbation[name].get("balanced_accuracy")
 
 
 def _metrics_for(frame: pd.DataFrame) -> dict:
@@ -482,8 +492,8 @@ def write_comparison(output_dir: str | Path, results: dict[str, dict]) -> None:
     lines = ["# Model comparison", "", f"Data: {next(iter(results.values()))['data']}", "", header]
     summary = {}
     for folder, metrics in results.items():
-        worst = min(metrics.get("per_perturbation", {}).items(), key=lambda item: item[1]["balanced_accuracy"], default=None)
-        worst_text = f"{worst[0]} {_num(worst[1]['balanced_accuracy'])}" if worst else "n/a"
+        worst = worst_perturbation(metrics)
+        worst_text = f"{worst[0]} {_num(worst[1])}" if worst else "n/a"
         lines.append(
             f"{summary_row(metrics['model'], metrics)} {_num(metrics['balanced_accuracy'])} | {_num(metrics['roc_auc'])} | {worst_text} | {_num(metrics['images_per_second'], 1)} |"
         )
@@ -515,7 +525,7 @@ def load_records(data: str, split: str = "test", limit: int | None = None) -> tu
         if limit < len(records):
             # A seeded sample in original order: the first N of a sorted folder would be all real.
             keep = np.sort(np.random.default_rng(LIMIT_SEED).choice(len(records), size=limit, replace=False))
-            records = records[keep.tolist()] if isinstance(records, _DatasetRecords) else [records[int(i)] for i in keep]
+            records = records.select(keep.tolist()) if hasattr(records, "select") else [records[int(i)] for i in keep]
             description += f", random sample of {limit} (seed {LIMIT_SEED})"
     return records, description
 

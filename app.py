@@ -602,7 +602,7 @@ def serve(model_id: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the deepfake face detector app.")
-    parser.add_argument("--model", help="model folder or hf-hub:ORG/NAME[@rev] (default: MODEL_ID or the bundled model)")
+    parser.add_argument("--model", "--model_dir", help="model folder or hf-hub:ORG/NAME[@rev] (default: MODEL_ID or the bundled model)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.exit(serve(args.model or _model_id))

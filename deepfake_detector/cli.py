@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--output", required=True, help="results file (.csv, or .jsonl for JSON Lines); resumed if it exists")
     scan.add_argument(
         "--model",
+        "--model_dir",
         default=None,
         help="model folder or hf-hub:ORG/NAME (default: models/deepfake-detector-effnet-lite0 of a repository checkout)",
     )

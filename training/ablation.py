@@ -204,7 +204,7 @@ def render(rows: list[dict], notes: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidate", nargs=3, action="append", required=True, metavar=("NAME", "MODEL_FOLDER", "EVAL_FOLDER"))
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--output", "--output_dir", required=True)
     parser.add_argument("--notes", help="a markdown file appended to the README (what was not measured and why)")
     args = parser.parse_args(argv)
     rows = []

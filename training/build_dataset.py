@@ -320,7 +320,7 @@ def write_parquet(dataset_dict, output: Path) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", required=True, help="a <label>/<source>/ folder or an ICIAP zip; repeatable")
-    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--output", "--output_dir", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no_detect_faces", action="store_true", help="skip the face/landmark pass on face crops (faster; no blackout augmentation); photo_* sources are always detected, their rows are faces")
     parser.add_argument("--num_proc", type=int, default=2)

@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     """Re-fit an existing model folder's calibration and operating point on validation; --evaluate re-runs the test evaluation."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset", "--data", required=True)
     parser.add_argument("--method", default="auto", choices=["auto", "platt", "isotonic"], help="auto: by cross-validation on validation")
     parser.add_argument("--evaluate", action="store_true", help="re-evaluate the test split (with ICIAP perturbations) and re-render the card")
     parser.add_argument("--perturbation_sample", type=int, default=None, help="with --evaluate: perturb a seeded sample of N test images")

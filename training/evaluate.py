@@ -539,12 +539,12 @@ def _folder_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model folder or hf-hub:ORG/NAME[@rev]")
-    parser.add_argument("--data", required=True, help="built dataset folder / Hub id, or an image folder with real/ and fake/")
+    parser.add_argument("--model", "--model_dir", help="model folder or hf-hub:ORG/NAME[@rev]")
+    parser.add_argument("--data", "--dataset", required=True, help="built dataset folder / Hub id, or an image folder with real/ and fake/")
     parser.add_argument("--split", default="test", help="dataset split (ignored for an image folder)")
-    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--output", "--output_dir", required=True, help="output folder")
     parser.add_argument("--perturbations", default=None, choices=["icip", "none"], help="also evaluate under this processing set")
     parser.add_argument("--compare", nargs="+", default=[], metavar="MODEL", help="more models to evaluate on the same data")
     parser.add_argument("--limit", type=int, default=None, help="evaluate a seeded random sample of N images")
@@ -552,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole_image", action="store_true", help="classify each image whole (datasets of face crops) instead of through predict()")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--no_progress", action="store_true", help="no progress bar (logs, CI)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     models = ([args.model] if args.model else []) + list(args.compare)

@@ -119,11 +119,11 @@ def write(result: dict, output: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/deepfake-detector-effnet-lite0")
-    parser.add_argument("--data", default="data/faces-dataset")
+    parser.add_argument("--model", "--model_dir", default="models/deepfake-detector-effnet-lite0")
+    parser.add_argument("--data", "--dataset", default="data/faces-dataset")
     parser.add_argument("--split", default="test")
     parser.add_argument("--per_class", type=int, default=150)
-    parser.add_argument("--output", default="reports/face-size")
+    parser.add_argument("--output", "--output_dir", default="reports/face-size")
     args = parser.parse_args(argv)
     write(measure(args.model, args.data, args.split, args.per_class), Path(args.output))
     print((Path(args.output) / "face_size.md").read_text())

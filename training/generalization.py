@@ -104,18 +104,22 @@ def render_table(results: list[dict], title: str = "Generalisation: held-out sou
     return "\n".join(lines) + "\n"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", "--data", required=True)
+    parser.add_argument("--model", "--architecture", required=True, help="timm architecture name")
+    parser.add_argument("--pretrained_file", default="")
+    parser.add_argument("--output_dir", "--output", required=True)
+    parser.add_argument("--holdout", action="append", required=True, help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
+    parser.add_argument("--skip_training", action="store_true", help="score existing runs only")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     train_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--pretrained_file", default="")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--holdout", action="append", required=True, help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
-    parser.add_argument("--skip_training", action="store_true", help="score existing runs only")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     from deepfake_detector.model import load_detector
     from training.data import load_built_dataset

@@ -84,7 +84,7 @@ def render_preview(data: str, preset: str, output: str | Path, per_label: int = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a built dataset folder or a <label>/<source>/ image folder")
+    parser.add_argument("--data", "--dataset", required=True, help="a built dataset folder or a <label>/<source>/ image folder")
     parser.add_argument("--preset", default="robust", choices=("seed", "robust", "eval"))
     parser.add_argument("--output", default="artifacts/preview.png")
     parser.add_argument("--per_label", type=int, default=4)

@@ -33,10 +33,10 @@ def subsample_indices(labels: list[int], sources: list[str], per_source: int, se
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="built dataset folder or Hub id")
+    parser.add_argument("--data", "--dataset", required=True, help="built dataset folder or Hub id")
     parser.add_argument("--per_source", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--output", "--output_dir", required=True)
     args = parser.parse_args(argv)
     import datasets
 

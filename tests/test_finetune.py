@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from training import build_dataset
-from training.finetune import boosted_sample_weights, frozen_parameter_names, parse_args
+from training.finetune import boosted_sample_weights, parse_args
+from training.train import frozen_parameter_names
 
 from conftest import corpus_dir  # noqa: E402
 

@@ -30,9 +30,6 @@ import torch
 
 from training import train
 
-# Parameter-name prefixes of the stem for the architectures this wrapper knows (timm EfficientNet family).
-STEM_PREFIXES = ("conv_stem.", "bn1.")
-
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if "--" not in argv:
@@ -55,18 +52,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, argv[split + 1 :]
 
 
-def frozen_parameter_names(model: torch.nn.Module, freeze_blocks: int) -> list[str]:
-    """Names of the parameters that `freeze` turns off: the stem and blocks[0..freeze_blocks-1]."""
-    if freeze_blocks < 0:
-        return []
-    if not hasattr(model, "blocks") or not hasattr(model, "conv_stem"):
-        raise ValueError(f"--freeze_blocks knows timm EfficientNet/MobileNet models (conv_stem + blocks), not {type(model).__name__}")
-    if freeze_blocks > len(model.blocks):
-        raise ValueError(f"--freeze_blocks {freeze_blocks}: the model has only {len(model.blocks)} blocks")
-    prefixes = STEM_PREFIXES + tuple(f"blocks.{i}." for i in range(freeze_blocks))
-    return [name for name, _ in model.named_parameters() if name.startswith(prefixes)]
-
-
 def load_and_freeze(config: train.TrainConfig, init_from: Path, freeze_blocks: int) -> torch.nn.Module:
     """The architecture of `config.model` with every weight of `init_from`, early layers frozen."""
     import timm
@@ -77,10 +62,7 @@ def load_and_freeze(config: train.TrainConfig, init_from: Path, freeze_blocks: i
         raise ValueError(f"--init_from {init_from} holds {folder_config.get('architecture')!r}, but --model is {config.model!r}")
     model = timm.create_model(config.model, pretrained=False, num_classes=2, drop_rate=config.drop_rate)
     model.load_state_dict(load_file(str(init_from / "model.safetensors")), strict=True)
-    frozen = set(frozen_parameter_names(model, freeze_blocks))
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name not in frozen)
-    return model
+    return train.freeze(model, freeze_blocks)
 
 
 def boosted_sample_weights(boosts: dict[str, float], sample_weights=train.sample_weights):

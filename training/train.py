@@ -57,6 +57,10 @@ class TrainConfig:
     max_train_side: int = 0  # >0: images with a longer side above this are held out of train and validation
     label_smoothing: float = 0.05
     drop_rate: float = 0.2
+    freeze_blocks: int = -1  # >=0: the stem and this many first blocks get no gradient (timm EfficientNet/MobileNet)
+    channels_last: bool = False  # NHWC memory format: measured 1.5x faster training on this CPU (AVX-512) for lite0
+    stop_after_training: bool = False  # write the best epoch's uncalibrated folder only: no calibration, no test run
+    face_cache: str = ""  # a folder: decode every row's canonical face once and train from it (training.face_cache)
     num_workers: int = 2
     seed: int = 0
     checkpointing_steps: int = 0
@@ -134,6 +138,54 @@ def create_model(config: TrainConfig) -> torch.nn.Module:
     return model
 
 
+# Parameter-name prefixes of the stem for the architectures --freeze_blocks knows (timm EfficientNet family).
+STEM_PREFIXES = ("conv_stem.", "bn1.")
+
+
+def frozen_parameter_names(model: torch.nn.Module, freeze_blocks: int) -> list[str]:
+    """Names of the parameters --freeze_blocks turns off: the stem and blocks[0..freeze_blocks-1]. Backward then stops
+    before the high-resolution early layers, most of the CPU time (56 vs 18 images/s on lite0). Their BatchNorm
+    running statistics still adapt to the new data in train mode."""
+    if freeze_blocks < 0:
+        return []
+    if not hasattr(model, "blocks") or not hasattr(model, "conv_stem"):
+        raise ValueError(f"--freeze_blocks knows timm EfficientNet/MobileNet models (conv_stem + blocks), not {type(model).__name__}")
+    if freeze_blocks > len(model.blocks):
+        raise ValueError(f"--freeze_blocks {freeze_blocks}: the model has only {len(model.blocks)} blocks")
+    prefixes = STEM_PREFIXES + tuple(f"blocks.{i}." for i in range(freeze_blocks))
+    return [name for name, _ in model.named_parameters() if name.startswith(prefixes)]
+
+
+def freeze(model: torch.nn.Module, freeze_blocks: int) -> torch.nn.Module:
+    """Turn off the gradients of `frozen_parameter_names`; a negative count leaves the model as it is."""
+    if freeze_blocks < 0:
+        return model
+    frozen = set(frozen_parameter_names(model, freeze_blocks))
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name not in frozen)
+    return model
+
+
+def training_data(config: TrainConfig, dataset, train_split, validation_split, data_config: dict):
+    """(train, validation) torch datasets: from the canonical-face cache with --face_cache, else from the bytes.
+
+    The cache holds the whole of each split (`dataset[name]`), so leave-one-source-out runs and subsets share it; the
+    rows kept are found through the `cache_row` column `main` adds before selecting."""
+    from training.transforms import batch_transform, make_preset
+
+    if not config.face_cache:
+        train_data = train_split.with_transform(batch_transform(make_preset(config.preset, data_config, config.input_size)))
+        return train_data, validation_split.with_transform(batch_transform(make_preset("eval", data_config)))
+    from training import face_cache
+
+    sets = []
+    for name, split, preset in (("train", train_split, config.preset), ("validation", validation_split, "eval")):
+        faces, landmarks = face_cache.build(dataset[name], Path(config.face_cache), name)
+        pipeline = make_preset(preset, data_config, config.input_size, canonical_input=True)
+        sets.append(face_cache.CachedFaces(faces, landmarks, dataset[name]["label"], pipeline, rows=split["cache_row"]))
+    return tuple(sets)
+
+
 def data_config_for(model: torch.nn.Module, input_size: int) -> dict:
     import timm
 
@@ -197,10 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     set_seed(config.seed)
     from training.data import load_built_dataset
-    from training.transforms import batch_transform, make_preset
 
     dataset = load_built_dataset(config.dataset)
-    train_split, validation_split = dataset["train"], dataset["validation"]
+    train_split, validation_split = (dataset[name].add_column("cache_row", list(range(len(dataset[name])))) for name in ("train", "validation"))
     train_split = hold_out(train_split, config)
     validation_split = hold_out(validation_split, config)
     if config.max_train_samples:
@@ -208,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     if config.max_eval_samples:
         validation_split = validation_split.shuffle(seed=config.seed).select(range(min(config.max_eval_samples, len(validation_split))))
 
-    model = create_model(config)
+    model = freeze(create_model(config), config.freeze_blocks)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     data_config = data_config_for(model, config.input_size)
-    train_data = train_split.with_transform(batch_transform(make_preset(config.preset, data_config, config.input_size)))
-    validation_data = validation_split.with_transform(batch_transform(make_preset("eval", data_config)))
+    with accelerator.main_process_first():  # the main process builds the face cache, the others then read it
+        train_data, validation_data = training_data(config, dataset, train_split, validation_split, data_config)
 
     weights = sample_weights(train_split["label"], train_split["source"])
     samples_per_epoch = config.samples_per_epoch or len(train_split)
@@ -221,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     train_loader = torch.utils.data.DataLoader(train_data, batch_size=config.batch_size, sampler=sampler, drop_last=True, **loader_args)
     validation_loader = torch.utils.data.DataLoader(validation_data, batch_size=config.eval_batch_size, **loader_args)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
     total_steps = steps_per_epoch * config.epochs
     from transformers import get_cosine_schedule_with_warmup
@@ -264,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         running_loss = 0.0
         for batch in progress:
             with accelerator.accumulate(model):
-                logits = model(batch["pixel_values"])
+                pixels = batch["pixel_values"].contiguous(memory_format=torch.channels_last) if config.channels_last else batch["pixel_values"]
+                logits = model(pixels)
                 loss = loss_fn(logits, batch["labels"])
                 accelerator.backward(loss)
                 optimizer.step()
@@ -299,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         save_best_folder(config, accelerator.unwrap_model(model), best_path)
     accelerator.wait_for_everyone()
+    if config.stop_after_training:
+        return 0
     margins, labels = gathered_app_path_margins(output_dir, validation_split, accelerator)
     if accelerator.is_main_process:
         finish(config, margins, labels, dataset, state)
@@ -313,6 +370,7 @@ def save_best_folder(config: TrainConfig, model, best_path: Path) -> None:
     from training.hub import save_model_folder
 
     model.load_state_dict(load_file(str(best_path)))
+    model = model.to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors only (--channels_last)
     output_dir = Path(config.output_dir)
     extra = {"model_name": Path(config.hub_model_id or output_dir.name).name, "preset": config.preset}
     save_model_folder(model.cpu(), output_dir, threshold=0.5, temperature=1.0, input_size=config.input_size, extra_config=extra)

@@ -113,16 +113,19 @@ def seed_preset(data_config: dict, size: int = 160) -> A.Compose:
     )
 
 
-def robust_preset(data_config: dict) -> A.Compose:
-    """Format-, resolution- and processing-invariant training (see the module docstring)."""
+def robust_preset(data_config: dict, canonical_input: bool = False) -> A.Compose:
+    """Format-, resolution- and processing-invariant training (see the module docstring).
+
+    `canonical_input`: the images are canonical faces already (`training.face_cache`), so the first step is skipped."""
     _, height, width = data_config["input_size"]
+    # The canonical face first, exactly as at inference: a 128-px JPEG q75 fake re-encoded at q75 on its own
+    # grid barely changes, so without this step a later high-quality re-encode would keep the fakes' original
+    # q75 blocking while erasing any on PNG reals: a format shortcut in training only.
+    canonical = [] if canonical_input else [A.Lambda(name="canonicalize", image=_canonicalize)]
     return A.Compose(
         [
             FacialFeatureBlackout(p=0.1),
-            # The canonical face first, exactly as at inference: a 128-px JPEG q75 fake re-encoded at q75 on its own
-            # grid barely changes, so without this step a later high-quality re-encode would keep the fakes' original
-            # q75 blocking while erasing any on PNG reals: a format shortcut in training only.
-            A.Lambda(name="canonicalize", image=_canonicalize),
+            *canonical,
             A.RandomResizedCrop(
                 size=(CANONICAL_SIZE, CANONICAL_SIZE), scale=(0.7, 1.0), ratio=(0.9, 1.1), area_for_downscale="image"
             ),
@@ -147,24 +150,28 @@ def robust_preset(data_config: dict) -> A.Compose:
     )
 
 
-def eval_preset(data_config: dict) -> A.Compose:
+def eval_preset(data_config: dict, canonical_input: bool = False) -> A.Compose:
     """Deterministic; identical to `deepfake_detector.preprocess.eval_tensor`, which the app uses."""
     _, height, width = data_config["input_size"]
-    return A.Compose([A.Lambda(name="canonicalize", image=_canonicalize), *_finish(data_config, (height, width))])
+    canonical = [] if canonical_input else [A.Lambda(name="canonicalize", image=_canonicalize)]
+    return A.Compose([*canonical, *_finish(data_config, (height, width))])
 
 
 def _canonicalize(image: np.ndarray, **_) -> np.ndarray:
     return canonicalize(image)
 
 
-def make_preset(name: str, data_config: dict, size: int | None = None) -> A.Compose:
-    """The named preset for a model's data config; `size` is the seed preset's square size."""
+def make_preset(name: str, data_config: dict, size: int | None = None, canonical_input: bool = False) -> A.Compose:
+    """The named preset for a model's data config; `size` is the seed preset's square size; `canonical_input`: the
+    images are canonical faces already (robust and eval only)."""
     if name == "seed":
+        if canonical_input:
+            raise ValueError("the seed preset starts from the original pixels; it cannot train on cached canonical faces")
         return seed_preset(data_config, size or 160)
     if name == "robust":
-        return robust_preset(data_config)
+        return robust_preset(data_config, canonical_input)
     if name == "eval":
-        return eval_preset(data_config)
+        return eval_preset(data_config, canonical_input)
     raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
 
 

@@ -36,25 +36,58 @@ def held_out_mask(split, name: str, sources: list[str]) -> list[bool]:
     return [source in sources for source in split["source"]]
 
 
-def score(detector, dataset, name: str, sources: list[str]) -> dict:
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-
+def predict_scorer(detector):
+    """P(fake) and labels of some rows of a split, through the app's path (`training.evaluate`, face detection)."""
     from training.evaluate import evaluate_records, records_from_dataset
 
+    def scores(split, split_name: str, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        _, predictions = evaluate_records(detector, records_from_dataset(split.select(indices)), progress=False)
+        labels = np.array([1 if label in (1, "fake") else 0 for label in predictions["label"]])
+        return predictions["fake_probability"].to_numpy(dtype=float), labels
+
+    return scores
+
+
+def cached_scorer(detector, cache_dir: Path, dataset, batch_size: int = 256):
+    """P(fake) and labels from the canonical-face cache (`training.face_cache`): the dataset's own face crops, without
+    face detection. ~30x faster than `predict_scorer`, which makes held-out sources of 10,000 images affordable."""
+    import torch
+
+    from deepfake_detector.preprocess import to_model_tensor
+    from training import face_cache
+
+    caches = {}
+
+    def scores(split, split_name: str, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        if split_name not in caches:
+            caches[split_name] = face_cache.build(dataset[split_name], cache_dir, split_name)[0]
+        faces, probabilities = caches[split_name], []
+        for start in range(0, len(indices), batch_size):
+            batch = torch.stack([to_model_tensor(np.asarray(faces[i]), detector.data_config) for i in indices[start : start + batch_size]])
+            probabilities.append(detector.fake_probabilities(batch))
+        labels = np.asarray(split["label"])[indices]
+        return (np.concatenate(probabilities) if probabilities else np.zeros(0)), labels
+
+    return scores
+
+
+def score(detector, dataset, name: str, sources: list[str], scorer=None) -> dict:
+    """Held-out and in-distribution numbers of one hold-out run; `scorer` defaults to the app's path."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    scorer = scorer or predict_scorer(detector)
     held_probs, held_labels = [], []
     for split_name in ("train", "validation", "test"):
         split = dataset[split_name]
         indices = [i for i, held in enumerate(held_out_mask(split, name, sources)) if held]
         if indices:
-            _, predictions = evaluate_records(detector, records_from_dataset(split.select(indices)), progress=False)
-            held_probs += predictions["fake_probability"].tolist()
-            held_labels += [1 if label in (1, "fake") else 0 for label in predictions["label"]]
+            probs, labels = scorer(split, split_name, indices)
+            held_probs.append(probs)
+            held_labels.append(labels)
     test = dataset["test"]
     keep = [i for i, held in enumerate(held_out_mask(test, name, sources)) if not held]
-    metrics, predictions = evaluate_records(detector, records_from_dataset(test.select(keep)), progress=False)
-    in_probs = predictions["fake_probability"].to_numpy()
-    in_labels = np.array([1 if label in (1, "fake") else 0 for label in predictions["label"]])
-    held_probs, held_labels = np.array(held_probs), np.array(held_labels)
+    in_probs, in_labels = scorer(test, "test", keep)
+    held_probs, held_labels = np.concatenate(held_probs), np.concatenate(held_labels)
     held_predicted = held_probs >= detector.threshold
     result = {
         "holdout": name,
@@ -63,8 +96,8 @@ def score(detector, dataset, name: str, sources: list[str]) -> dict:
         "held_out_real": int((held_labels == 0).sum()),
         "held_out_fake": int((held_labels == 1).sum()),
         "in_distribution_test_images": int(len(in_labels)),
-        "in_distribution_balanced_accuracy": metrics["balanced_accuracy"],
-        "in_distribution_roc_auc": metrics["roc_auc"],
+        "in_distribution_balanced_accuracy": float(balanced_accuracy_score(in_labels, in_probs >= detector.threshold)),
+        "in_distribution_roc_auc": float(roc_auc_score(in_labels, in_probs)),
     }
     if len(set(held_labels.tolist())) == 2:
         result["held_out_balanced_accuracy"] = float(balanced_accuracy_score(held_labels, held_predicted))
@@ -112,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", required=True, help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument("--skip_training", action="store_true", help="score existing runs only")
+    parser.add_argument(
+        "--face_cache", default="",
+        help="a canonical-face cache folder (training.face_cache): train from it, skip each run's calibration and test "
+        "pass (--stop_after_training), and score the dataset's own face crops from it instead of through face detection",
+    )
     return parser
 
 
@@ -136,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--max_train_side", str(HIGHRES_SIDE - 1)] if name == "highres" else ["--exclude_sources", ",".join(sources)]
             if args.pretrained_file:
                 command += ["--pretrained_file", args.pretrained_file]
+            if args.face_cache:
+                command += ["--face_cache", args.face_cache, "--stop_after_training"]
             subprocess.run(command + train_args, check=True)
-        result = score(load_detector(run_dir), dataset, name, sources)
+        detector = load_detector(run_dir)
+        scorer = cached_scorer(detector, Path(args.face_cache), dataset) if args.face_cache else None
+        result = score(detector, dataset, name, sources, scorer) | {"scored": "cached face crops" if args.face_cache else "predict()"}
         print(json.dumps(result))
         results.append(result)
         output.mkdir(parents=True, exist_ok=True)

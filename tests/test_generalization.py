@@ -1,0 +1,64 @@
+"""Leave-one-source-out runs from the canonical-face cache: the same scores as the crop path, a real end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_detector.images import load_rgb_array
+from deepfake_detector.model import load_detector
+from deepfake_detector.predict import classify_crops
+from training import build_dataset, generalization
+from training.data import load_built_dataset
+
+from conftest import corpus_dir  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FACES = corpus_dir()
+BUNDLED = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("faces")
+    for label, source in (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan")):
+        (root / label / source).mkdir(parents=True)
+        for file in sorted((FACES / label / source).iterdir())[:10]:
+            shutil.copyfile(file, root / label / source / file.name)
+    output = tmp_path_factory.mktemp("dataset")
+    assert build_dataset.main(["--source", str(root), "--output", str(output), "--num_proc", "1", "--no_detect_faces"]) == 0
+    return output
+
+
+def test_cached_scores_equal_the_crop_path_on_the_decoded_files(dataset_dir, tmp_path):
+    dataset = load_built_dataset(dataset_dir)
+    detector = load_detector(BUNDLED)
+    split = dataset["train"]
+    indices = list(range(len(split)))
+    probabilities, labels = generalization.cached_scorer(detector, tmp_path, dataset)(split, "train", indices)
+    direct = classify_crops([load_rgb_array(row["image"]["bytes"]) for row in split], detector)
+    assert np.allclose(probabilities, direct, atol=1e-5)
+    assert labels.tolist() == split["label"]
+
+
+def test_held_out_source_run_from_the_cache(dataset_dir, tmp_path):
+    output = tmp_path / "loso"
+    argv = [
+        "--dataset", str(dataset_dir), "--model", "tf_efficientnet_lite0", "--output_dir", str(output),
+        "--holdout", "sd21", "--face_cache", str(tmp_path / "cache"), "--",
+        "--epochs", "1", "--batch_size", "8", "--samples_per_epoch", "16", "--num_workers", "0", "--report_to", "none",
+    ]
+    assert generalization.main(argv) == 0
+    [result] = json.loads((output / "generalization.json").read_text())
+    sources = [s for split in load_built_dataset(dataset_dir).values() for s in split["source"]]
+    assert result["held_out_fake"] == sources.count("sd21") and result["held_out_real"] == 0
+    assert result["scored"] == "cached face crops"
+    assert 0.0 <= result["held_out_roc_auc_vs_test_counterpart"] <= 1.0
+    assert not (output / "sd21" / "metrics.json").exists()  # trained with --stop_after_training
+    config = json.loads((output / "sd21" / "training_config.json").read_text())
+    assert config["exclude_sources"] == "sd21" and config["face_cache"]

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def test_train_aliases():
+    """finetune passes its training flags to the same parser."""
+    from training.train import parse_args
+
+    older = ["--dataset", "D", "--model", "tf_efficientnet_lite0", "--output_dir", "O", "--epochs", "2"]
+    conventional = ["--data", "D", "--architecture", "tf_efficientnet_lite0", "--output", "O", "--epochs", "2"]
+    assert parse_args(older) == parse_args(conventional)
+
+
 def test_evaluate_aliases():
     from training.evaluate import build_parser
 

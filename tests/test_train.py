@@ -145,6 +145,26 @@ def test_unknown_model_is_a_clear_error(tiny_dataset, tmp_path):
     assert result.returncode != 0 and "Unknown timm model" in result.stderr
 
 
+def test_pretrained_file_loads_the_backbone_and_drops_the_head(tmp_path):
+    """--pretrained_file: every backbone tensor of an ImageNet file is loaded, the 2-way head starts near zero, and a
+    file that lacks a tensor is a clear error."""
+    import timm
+    from safetensors.torch import save_file
+
+    from training.train import create_model, parse_args
+
+    imagenet = {k: v.contiguous() for k, v in timm.create_model("mobilenetv3_small_050").state_dict().items()}  # 1000 classes
+    save_file(imagenet, tmp_path / "full.safetensors")
+    save_file({k: v for k, v in imagenet.items() if k != "conv_stem.weight"}, tmp_path / "partial.safetensors")
+    flags = ["--dataset", "D", "--model", "mobilenetv3_small_050", "--output_dir", "O", "--pretrained_file"]
+    model = create_model(parse_args([*flags, str(tmp_path / "full.safetensors")]))
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in imagenet.items() if not k.startswith("classifier"))
+    assert model.get_classifier().out_features == 2 and float(model.get_classifier().weight.abs().max()) < 0.1
+    with pytest.raises(ValueError, match="lacks tensors.*conv_stem"):
+        create_model(parse_args([*flags, str(tmp_path / "partial.safetensors")]))
+
+
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "tf_efficientnet_b5", "tf_efficientnet_b7", "convnext_tiny", "volo_d2_224", "resnet50", "vgg16", "vgg19", "densenet121"])
 def test_the_original_projects_architectures_are_valid_choices(name):
     import timm

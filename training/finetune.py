@@ -53,15 +53,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def load_and_freeze(config: train.TrainConfig, init_from: Path, freeze_blocks: int) -> torch.nn.Module:
-    """The architecture of `config.model` with every weight of `init_from`, early layers frozen."""
+    """The architecture of `config.model` with every weight of `init_from` (timm's `local-dir:`, strict; `main` has
+    checked that model.safetensors is there), early layers frozen."""
     import timm
-    from safetensors.torch import load_file
 
     folder_config = json.loads((init_from / "config.json").read_text())
     if folder_config.get("architecture") != config.model:
         raise ValueError(f"--init_from {init_from} holds {folder_config.get('architecture')!r}, but --model is {config.model!r}")
-    model = timm.create_model(config.model, pretrained=False, num_classes=2, drop_rate=config.drop_rate)
-    model.load_state_dict(load_file(str(init_from / "model.safetensors")), strict=True)
+    model = timm.create_model(f"local-dir:{init_from}", pretrained=True, drop_rate=config.drop_rate)
     return train.freeze(model, freeze_blocks)
 
 

@@ -73,13 +73,17 @@ class TrainConfig:
     hub_dataset_id: str = ""  # the training data's Hub id, listed in the model card (defaults to --dataset if a Hub id)
 
 
+# The README's flag convention: the other spelling of the same option (`--model` here is a timm architecture).
+FLAG_ALIASES = {"dataset": ("--data",), "model": ("--architecture",), "output_dir": ("--output",)}
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in TrainConfig.__dataclass_fields__.items():
         value = default.default
         flag = f"--{name}"
         if name in ("dataset", "model", "output_dir"):
-            parser.add_argument(flag, required=True)
+            parser.add_argument(flag, *FLAG_ALIASES[name], required=True)
         elif isinstance(value, bool):
             parser.add_argument(flag, action="store_true")
         else:
@@ -111,23 +115,32 @@ def hold_out(split, config: TrainConfig):
 
 
 def create_model(config: TrainConfig) -> torch.nn.Module:
-    """A timm model with a 2-way head; ImageNet weights from the Hub (--pretrained) or a safetensors file."""
+    """A timm model with a 2-way head; ImageNet weights from the Hub (--pretrained) or a safetensors file, which timm
+    loads like its own weights (pretrained_cfg_overlay file=), dropping the ImageNet head."""
     import timm
 
     if config.model not in timm.list_models() and not timm.is_model(config.model):
         raise ValueError(f"Unknown timm model {config.model!r}; see timm.list_models().")
-    model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=2, drop_rate=config.drop_rate)
-    if config.pretrained_file:
-        from safetensors.torch import load_file
+    overlay = {"file": config.pretrained_file} if config.pretrained_file else None
+    try:
+        model = timm.create_model(
+            config.model, pretrained=config.pretrained or bool(overlay), pretrained_cfg_overlay=overlay, num_classes=2, drop_rate=config.drop_rate
+        )
+    except RuntimeError as error:  # a tensor of another shape
+        if not overlay:
+            raise
+        raise ValueError(f"{config.pretrained_file} does not fit {config.model}: {error}") from None
+    if overlay:
+        # With the head dropped timm loads non-strictly and only logs missing or unknown tensors; a wrong file must stop.
+        from safetensors import safe_open
 
-        state = load_file(config.pretrained_file)
-        own = model.state_dict()
-        head = {k for k, v in state.items() if k in own and own[k].shape != v.shape}  # the ImageNet classifier
-        wrong = [k for k in state if k not in own]
-        if wrong:
-            raise ValueError(f"{config.pretrained_file} does not fit {config.model}: unknown tensors {wrong[:3]}")
-        missing = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False).missing_keys
-        if [k for k in missing if not k.startswith(model.default_cfg.get("classifier", "classifier"))]:
+        with safe_open(config.pretrained_file, "pt") as weights:
+            names, own = set(weights.keys()), set(model.state_dict())
+        if names - own:
+            raise ValueError(f"{config.pretrained_file} does not fit {config.model}: unknown tensors {sorted(names - own)[:3]}")
+        head = model.pretrained_cfg.get("classifier", "classifier")  # BatchNorm's step counter: torch fills it in
+        missing = sorted(k for k in own - names if not k.startswith(head) and not k.endswith("num_batches_tracked"))
+        if missing:
             raise ValueError(f"{config.pretrained_file} lacks tensors of {config.model}: {missing[:3]}")
     # timm's EfficientNet init draws a 2-way head from U(+-1/sqrt(2)): logits of +-20 at step 0 (measured), a loss of
     # ~4 and wrecked pretrained features in the first steps. Start the new head near zero instead.

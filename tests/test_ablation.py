@@ -55,7 +55,7 @@ def test_table_cells_come_from_the_evaluator_files(eval_folder, tmp_path):
     readme = (tmp_path / "README.md").read_text()
     line = next(l for l in readme.splitlines() if l.startswith("| bundled |"))
     assert f"| {metrics['balanced_accuracy']:.3f} |" in line and f"{caught}/4" in line
-    assert line.rstrip().endswith("n/m |")  # LOSO not measured is said, not left blank
+    assert line.rstrip().endswith("n/m | n/m |")  # LOSO and speed not measured are said, not left blank
     assert "tf_efficientnet_lite0" in readme  # the recipe is read from training_config.json
 
 

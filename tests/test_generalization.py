@@ -62,3 +62,23 @@ def test_held_out_source_run_from_the_cache(dataset_dir, tmp_path):
     assert not (output / "sd21" / "metrics.json").exists()  # trained with --stop_after_training
     config = json.loads((output / "sd21" / "training_config.json").read_text())
     assert config["exclude_sources"] == "sd21" and config["face_cache"]
+
+
+def test_ablation_reads_the_loso_run_and_the_benchmark(dataset_dir, tmp_path):
+    """The ablation table's LOSO and speed cells come from generalization.json and benchmark.json as those scripts write them."""
+    from training import ablation, benchmark
+
+    eval_folder = tmp_path / "eval"
+    argv = [
+        "--dataset", str(dataset_dir), "--model", "tf_efficientnet_lite0", "--output_dir", str(eval_folder / "loso"),
+        "--holdout", "stargan", "--face_cache", str(tmp_path / "cache"), "--",
+        "--epochs", "1", "--batch_size", "8", "--samples_per_epoch", "8", "--num_workers", "0", "--report_to", "none",
+    ]
+    assert generalization.main(argv) == 0
+    assert benchmark.main(["--model", str(BUNDLED), "--data", str(dataset_dir), "--images", "3", "--output", str(eval_folder / "benchmark.json")]) == 0
+    assert ablation.main(["--candidate", "bundled", str(BUNDLED), str(eval_folder), "--output", str(tmp_path / "table")]) == 0
+    [loso] = json.loads((eval_folder / "loso" / "generalization.json").read_text())
+    speed = json.loads((eval_folder / "benchmark.json").read_text())
+    line = next(l for l in (tmp_path / "table" / "README.md").read_text().splitlines() if l.startswith("| bundled |"))
+    assert f"stargan {loso['held_out_roc_auc_vs_test_counterpart']:.2f}" in line
+    assert line.rstrip().endswith(f"| {speed['classify_one_face_ms']:.1f} / {speed['predict_ms']:.1f} |")

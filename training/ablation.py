@@ -10,7 +10,9 @@ predictions.csv), one sub-folder per evaluation; those that exist are read, the 
 - `test/`: the built dataset's test split through `predict()` (optionally with `--perturbations icip`),
 - `perturbations/`: the same split (or a seeded sample of it) with `--perturbations icip`,
 - `photos-test/`, `photos-validation/`, `photos-all/`: whole `photo_*` photos (image folders), each photo's verdict
-  decided by its most suspicious face, as a visitor gets it.
+  decided by its most suspicious face, as a visitor gets it,
+- `loso/generalization.json`: `training.generalization` for the candidate's recipe (each held-out source's AUC),
+- `benchmark.json`: `training.benchmark` for the model (ms per face, classification only and through `predict()`).
 
 Writes OUTPUT/README.md (the table, recipes and what was not measured) and OUTPUT/ablation.json (every number).
 Nothing here is typed by hand: each cell comes from those files, each recipe from the model's training_config.json.
@@ -120,6 +122,10 @@ def collect(name: str, model_folder: Path, eval_folder: Path) -> dict:
     for photo_set in PHOTO_SETS:
         measured = _read(eval_folder / photo_set)
         row[photo_set] = photo_numbers(measured[1]) if measured else None
+    loso = eval_folder / "loso" / "generalization.json"
+    row["loso"] = {r["holdout"]: r.get("held_out_roc_auc", r.get("held_out_roc_auc_vs_test_counterpart")) for r in json.loads(loso.read_text())} if loso.is_file() else None
+    speed = eval_folder / "benchmark.json"
+    row["speed"] = json.loads(speed.read_text()) if speed.is_file() else None
     history = row["recipe"] and _history(model_folder)
     row["training"] = history
     return row
@@ -160,8 +166,8 @@ def render(rows: list[dict], notes: str = "") -> str:
         + "; ".join(f"{row['name']}: {(row['test'] or {}).get('data', 'n/m')} ({(row['test'] or {}).get('n_images', 0)} images)" for row in rows)
         + ".",
         "",
-        "| candidate | balanced acc. | real F1 | ROC AUC | ROC AUC without sd21 | reals: Real / Uncertain / Fake | fakes: Fake / Uncertain / Real | sd21 caught (Fake) | sd21 called Real | sd21 AUC vs test reals | photo faces called Fake (test) | whole photos called Fake: test / validation / all 34 | worst ICIAP processing (bal. acc.) | LOSO held-out AUC |",
-        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| candidate | balanced acc. | real F1 | ROC AUC | ROC AUC without sd21 | reals: Real / Uncertain / Fake | fakes: Fake / Uncertain / Real | sd21 caught (Fake) | sd21 called Real | sd21 AUC vs test reals | photo faces called Fake (test) | whole photos called Fake: test / validation / all 34 | worst ICIAP processing (bal. acc.) | LOSO held-out AUC | ms per face (classify / predict) |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for row in rows:
         test = row["test"] or {}
@@ -169,12 +175,15 @@ def render(rows: list[dict], notes: str = "") -> str:
         worst = row["worst_perturbation"]
         photos = " / ".join(_count((row[s] or {}).get("called_fake")) for s in PHOTO_SETS)
         worst_cell = f"{worst[1]:.3f} ({worst[0]}, n={perturbations['n_images']})" if worst else "n/m"
+        loso_cell = ", ".join(f"{name} {_num(auc, 2)}" for name, auc in row["loso"].items()) if row.get("loso") else "n/m"
+        speed = row.get("speed") or {}
+        speed_cell = f"{_num(speed.get('classify_one_face_ms'), 1)} / {_num(speed.get('predict_ms'), 1)}" if speed else "n/m"
         lines.append(
             f"| {row['name']} | {_num(test.get('balanced_accuracy'))} | {_num(test.get('f1_real'))} | {_num(test.get('roc_auc'))} | "
             f"{_num(test.get('roc_auc_without_sd21'))} | {_shares(test.get('verdicts_real'))} | {_shares(test.get('verdicts_fake'))} | "
             f"{_count(test.get('sd21_caught'))} | {_count(test.get('sd21_called_real'))} | {_num(test.get('sd21_auc_vs_test_reals'))} | "
             f"{_count(test.get('photo_faces_called_fake'))} | {photos} | "
-            f"{worst_cell} | n/m |"
+            f"{worst_cell} | {loso_cell} | {speed_cell} |"
         )
     lines += ["", "## Per source (test, accuracy at the threshold)", ""]
     sources = sorted({s for row in rows for s in ((row["test"] or {}).get("per_source_accuracy") or {})})

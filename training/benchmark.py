@@ -2,6 +2,8 @@
 
     python -m training.benchmark --model models/deepfake-detector-effnet-lite0 --data data/faces-dataset --output benchmarks/cpu.json
 
+- `classify_one_face_ms`: one face crop -> calibrated P(fake) (canonical face, model, any test-time augmentation the
+  model folder asks for), batch of one, median ms: the per-face classification cost.
 - `predict_ms`: one uploaded face photo -> verdict (decode excluded; face detection, canonical crop, model), median ms.
 - `predict_with_gradcam_ms`: the same with the Grad-CAM heatmap the app shows.
 - `classify_images_per_second`: batched classification of face crops (what training.evaluate does).
@@ -44,6 +46,7 @@ def run(model: str, data: str, n_images: int = 64) -> dict:
     predict(images[0], detector)  # warm-up
     predict_ms = [t for image in images[:32] for t in _time(lambda: predict(image, detector), 1)]
     cam_ms = [t for image in images[:16] for t in _time(lambda: predict(image, detector, explain=True), 1)]
+    one_face_ms = [t for image in images[:32] for t in _time(lambda: classify_crops([image], detector), 1)]
     start = time.perf_counter()
     classify_crops(images, detector)
     classify_rate = len(images) / (time.perf_counter() - start)
@@ -57,6 +60,7 @@ def run(model: str, data: str, n_images: int = 64) -> dict:
         "model": detector.name,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "images": n_images,
+        "classify_one_face_ms": statistics.median(one_face_ms),
         "predict_ms": statistics.median(predict_ms),
         "predict_p90_ms": sorted(predict_ms)[int(0.9 * len(predict_ms))],
         "predict_with_gradcam_ms": statistics.median(cam_ms),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .cam import MODEL_LOCK
-from .faces import FACE_CROP_SCALE, crop_box, crop_face, detect_faces
+from .faces import FACE_CROP_SCALE, crop_box, crop_face, detect_faces, unturn_square, upright_turns
 from .model import DEFAULT_UNCERTAIN_BAND, Detector, fake_margin
 from .preprocess import eval_tensor
 
@@ -148,12 +148,21 @@ def predict(
 
 
 def _locate(image: np.ndarray, max_faces: int) -> tuple[bool, list[np.ndarray], list[list[int]], list[list[int]]]:
-    """(face found, crops, face boxes, crop squares) of one image; the whole image when no face is found."""
-    faces = detect_faces(image)[:max_faces]
+    """(face found, crops, face boxes, crop squares) of one image; the whole image when no face is found.
+
+    Faces are cropped from the upright turn of the image (`upright_turns`: a photo on its side is classified as the
+    upright face the model was trained on); boxes and squares are given in the image as uploaded."""
+    turns = upright_turns(image)
+    upright = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+    faces = detect_faces(upright)[:max_faces]
     if faces:
-        crops = [crop_face(image, face.box, FACE_CROP_SCALE) for face in faces]
-        boxes = [list(face.box) for face in faces]
-        squares = [list(crop_box(face.box, image.shape, FACE_CROP_SCALE)) for face in faces]
+        crops = [crop_face(upright, face.box, FACE_CROP_SCALE) for face in faces]
+        boxes = []
+        for face in faces:
+            x, y, w, h = face.box
+            x0, y0, x1, y1 = unturn_square((x, y, x + w, y + h), turns, image.shape)
+            boxes.append([x0, y0, x1 - x0, y1 - y0])
+        squares = [list(unturn_square(crop_box(face.box, upright.shape, FACE_CROP_SCALE), turns, image.shape)) for face in faces]
         return True, crops, boxes, squares
     height, width = image.shape[:2]
     return False, [image], [[0, 0, width, height]], [[0, 0, width, height]]

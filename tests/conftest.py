@@ -30,6 +30,22 @@ def corpus_present() -> bool:
     return (corpus_dir() / "real").is_dir() and (corpus_dir() / "fake").is_dir()
 
 
+def build_small_dataset(tmp_path_factory, sources: tuple[tuple[str, str], ...], per_source: int, *builder_flags: str) -> Path:
+    """A built dataset of the first `per_source` corpus files of each (label, source), made by the real builder."""
+    import shutil
+
+    from training import build_dataset
+
+    root = tmp_path_factory.mktemp("faces")
+    for label, source in sources:
+        (root / label / source).mkdir(parents=True)
+        for file in sorted((corpus_dir() / label / source).iterdir())[:per_source]:
+            shutil.copyfile(file, root / label / source / file.name)
+    output = tmp_path_factory.mktemp("dataset")
+    assert build_dataset.main(["--source", str(root), "--output", str(output), "--num_proc", "1", *builder_flags]) == 0
+    return output
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     """The dev corpus of real and fake faces (read at run time, never copied into the repo)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,11 @@ from safetensors.torch import load_file
 
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.preprocess import eval_tensor
-from training import build_dataset, face_cache
+from training import face_cache
 from training.data import load_built_dataset
 from training.transforms import make_preset
 
-from conftest import corpus_dir  # noqa: E402
+from conftest import build_small_dataset, corpus_dir  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()
@@ -29,14 +28,7 @@ DATA_CONFIG = {"input_size": (3, 128, 128), "mean": (0.5, 0.5, 0.5), "std": (0.5
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
     """Real files of three formats and sizes: 1024-px FFHQ PNG reals, 768-px SD 2.1 JPEGs, 128-px StarGAN JPEGs."""
-    root = tmp_path_factory.mktemp("faces")
-    for label, source in (("real", "ffhq"), ("fake", "sd21"), ("fake", "stargan")):
-        (root / label / source).mkdir(parents=True)
-        for file in sorted((FACES / label / source).iterdir())[:8]:
-            shutil.copyfile(file, root / label / source / file.name)
-    output = tmp_path_factory.mktemp("dataset")
-    assert build_dataset.main(["--source", str(root), "--output", str(output), "--num_proc", "1"]) == 0
-    return output
+    return build_small_dataset(tmp_path_factory, (("real", "ffhq"), ("fake", "sd21"), ("fake", "stargan")), 8)
 
 
 def test_cached_face_through_the_eval_preset_is_the_apps_model_input(dataset_dir, tmp_path):

@@ -4,7 +4,6 @@ frozen layers do not move, the rest does, the source boost shifts the sampler, a
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import build_dataset
 from training.finetune import boosted_sample_weights, parse_args
 from training.train import frozen_parameter_names
 
-from conftest import corpus_dir  # noqa: E402
+from conftest import build_small_dataset, corpus_dir  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
@@ -28,13 +26,7 @@ pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory) -> Path:
     """Two steps of 8 faces from the bundled model, stem + 2 blocks frozen, sd21 boosted."""
-    root = tmp_path_factory.mktemp("faces")
-    for label, source in (("real", "ffhq"), ("fake", "sd21"), ("fake", "stargan")):
-        (root / label / source).mkdir(parents=True)
-        for file in sorted((FACES / label / source).iterdir())[:10]:
-            shutil.copyfile(file, root / label / source / file.name)
-    dataset = tmp_path_factory.mktemp("dataset")
-    assert build_dataset.main(["--source", str(root), "--output", str(dataset), "--num_proc", "1", "--no_detect_faces"]) == 0
+    dataset = build_small_dataset(tmp_path_factory, (("real", "ffhq"), ("fake", "sd21"), ("fake", "stargan")), 10, "--no_detect_faces")
     output = tmp_path_factory.mktemp("run") / "ft"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", "1",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,10 @@ import pytest
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.model import load_detector
 from deepfake_detector.predict import classify_crops
-from training import build_dataset, generalization
+from training import generalization
 from training.data import load_built_dataset
 
-from conftest import corpus_dir  # noqa: E402
+from conftest import build_small_dataset, corpus_dir  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()
@@ -25,14 +24,8 @@ pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    for label, source in (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan")):
-        (root / label / source).mkdir(parents=True)
-        for file in sorted((FACES / label / source).iterdir())[:10]:
-            shutil.copyfile(file, root / label / source / file.name)
-    output = tmp_path_factory.mktemp("dataset")
-    assert build_dataset.main(["--source", str(root), "--output", str(output), "--num_proc", "1", "--no_detect_faces"]) == 0
-    return output
+    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
+    return build_small_dataset(tmp_path_factory, sources, 10, "--no_detect_faces")
 
 
 def test_cached_scores_equal_the_crop_path_on_the_decoded_files(dataset_dir, tmp_path):

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from training import build_dataset
 from training.calibration import expected_calibration_error, fit_temperature, fit_threshold
 
-from conftest import corpus_dir  # noqa: E402
+from conftest import build_small_dataset, corpus_dir  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
@@ -34,14 +33,8 @@ def _launch(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Ten real and ten fake faces per source pair, built with the real builder."""
-    root = tmp_path_factory.mktemp("faces")
-    for label, source in (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "stargan"), ("fake", "tpdne")):
-        (root / label / source).mkdir(parents=True)
-        for file in sorted((FACES / label / source).iterdir())[:12]:
-            shutil.copyfile(file, root / label / source / file.name)
-    output = tmp_path_factory.mktemp("dataset")
-    assert build_dataset.main(["--source", str(root), "--output", str(output), "--num_proc", "1"]) == 0
-    return output
+    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "stargan"), ("fake", "tpdne"))
+    return build_small_dataset(tmp_path_factory, sources, 12)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_training_from_the_cache_with_frozen_blocks_and_channels_last(dataset_di
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", "1",
         "-m", "training.train", "--dataset", str(dataset_dir), "--model", "tf_efficientnet_lite0", "--output_dir", str(output),
         "--pretrained_file", str(weights), "--face_cache", str(tmp_path / "cache"), "--freeze_blocks", "2", "--channels_last",
-        "--stop_after_training", "--epochs", "1", "--batch_size", "8", "--samples_per_epoch", "16", "--num_workers", "0",
+        "--test_time_flip", "--stop_after_training", "--epochs", "1", "--batch_size", "8", "--samples_per_epoch", "16", "--num_workers", "0",
         "--report_to", "none",
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
@@ -93,3 +94,4 @@ def test_training_from_the_cache_with_frozen_blocks_and_channels_last(dataset_di
     assert not torch.equal(before["blocks.5.0.conv_pw.weight"], after["blocks.5.0.conv_pw.weight"])
     assert (tmp_path / "cache" / "train.npy").is_file() and (tmp_path / "cache" / "validation.npy").is_file()
     assert not (output / "metrics.json").exists()  # --stop_after_training: no calibration, no test run
+    assert json.loads((output / "config.json").read_text())["test_time_flip"] is True

@@ -58,6 +58,7 @@ class TrainConfig:
     label_smoothing: float = 0.05
     drop_rate: float = 0.2
     freeze_blocks: int = -1  # >=0: the stem and this many first blocks get no gradient (timm EfficientNet/MobileNet)
+    test_time_flip: bool = False  # the model folder averages each face with its mirror image (calibrated with it on)
     channels_last: bool = False  # NHWC memory format: measured 1.5x faster training on this CPU (AVX-512) for lite0
     stop_after_training: bool = False  # write the best epoch's uncalibrated folder only: no calibration, no test run
     face_cache: str = ""  # a folder: decode every row's canonical face once and train from it (training.face_cache)
@@ -385,7 +386,7 @@ def save_best_folder(config: TrainConfig, model, best_path: Path) -> None:
     model.load_state_dict(load_file(str(best_path)))
     model = model.to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors only (--channels_last)
     output_dir = Path(config.output_dir)
-    extra = {"model_name": Path(config.hub_model_id or output_dir.name).name, "preset": config.preset}
+    extra = {"model_name": Path(config.hub_model_id or output_dir.name).name, "preset": config.preset, "test_time_flip": config.test_time_flip}
     save_model_folder(model.cpu(), output_dir, threshold=0.5, temperature=1.0, input_size=config.input_size, extra_config=extra)
 
 

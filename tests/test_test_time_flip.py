@@ -1,0 +1,63 @@
+"""Test-time flip: a face and its mirror image get one score, and the folder's config.json turns it on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_detector.images import load_rgb_array
+from deepfake_detector.model import load_detector
+from deepfake_detector.predict import classify_crops
+
+from conftest import corpus_dir  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FACES = corpus_dir()
+BUNDLED = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+
+
+@pytest.fixture(scope="module")
+def crops() -> list[np.ndarray]:
+    files = [sorted((FACES / folder).iterdir())[0] for folder in ("real/ffhq", "fake/stargan", "fake/sd21", "fake/tpdne")]
+    return [load_rgb_array(file.read_bytes()) for file in files]
+
+
+def flipped_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(BUNDLED, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"test_time_flip": True}))
+    return folder
+
+
+def test_a_face_and_its_mirror_get_one_score(crops, tmp_path):
+    """Exactly for the model input (the canonical face's JPEG round trip is not mirror-symmetric to the last bit)."""
+    import torch
+
+    from deepfake_detector.preprocess import eval_tensor
+
+    plain, flipped = load_detector(BUNDLED), load_detector(flipped_folder(tmp_path))
+    assert not plain.test_time_flip and flipped.test_time_flip
+    batch = torch.stack([eval_tensor(crop, plain.data_config) for crop in crops])
+    mirrored = torch.flip(batch, dims=[3])
+    assert np.allclose(flipped.fake_probabilities(batch), flipped.fake_probabilities(mirrored), atol=1e-5)
+    assert not np.allclose(plain.fake_probabilities(batch), plain.fake_probabilities(mirrored), atol=1e-3)  # without it, they differ
+    # and through the app's crop path, a mirrored upload lands within JPEG noise of the original
+    mirrors = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+    assert np.allclose(classify_crops(crops, flipped), classify_crops(mirrors, flipped), atol=0.03)
+
+
+def test_the_flip_score_is_the_mean_of_both_views(crops, tmp_path):
+    import torch
+
+    from deepfake_detector.preprocess import eval_tensor
+
+    plain, flipped = load_detector(BUNDLED), load_detector(flipped_folder(tmp_path))
+    batch = torch.stack([eval_tensor(crop, plain.data_config) for crop in crops])
+    expected = (plain.logits(batch) + plain.logits(torch.flip(batch, dims=[3]))) / 2
+    assert np.allclose(flipped.logits(batch), expected, atol=1e-4)

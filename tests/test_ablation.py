@@ -71,3 +71,20 @@ def test_auc_of_two_score_sets():
 def test_unknown_model_folder_is_named(tmp_path):
     with pytest.raises(ValueError, match="no model folder"):
         ablation.main(["--candidate", "x", str(tmp_path / "missing"), str(tmp_path), "--output", str(tmp_path / "out")])
+
+
+def test_processing_column_names_the_perturbed_sample_not_the_clean_split(tmp_path):
+    """`--perturbation_sample N` perturbs N of the images: the table must say n=N, not the clean split's size."""
+    images = tmp_path / "images"
+    for folder in ("real/ffhq", "fake/stargan"):
+        (images / folder).mkdir(parents=True)
+        for file in sorted((FACES / folder).iterdir())[:2]:
+            shutil.copyfile(file, images / folder / file.name)
+    eval_folder = tmp_path / "eval"
+    argv = ["--model", str(BUNDLED), "--data", str(images), "--output", str(eval_folder / "test"), "--no_progress",
+            "--perturbations", "icip", "--perturbation_sample", "2"]
+    assert evaluate.main(argv) == 0
+    assert ablation.main(["--candidate", "bundled", str(BUNDLED), str(eval_folder), "--output", str(tmp_path / "table")]) == 0
+    row = json.loads((tmp_path / "table" / "ablation.json").read_text())[0]
+    assert row["test"]["n_images"] == 4 and row["perturbations"]["n_images"] == 2
+    assert ", n=2)" in (tmp_path / "table" / "README.md").read_text()

@@ -114,7 +114,7 @@ def collect(name: str, model_folder: Path, eval_folder: Path) -> dict:
     row["test"] = test_numbers(*test) if test else None
     perturbed = _read(eval_folder / "perturbations") or (test if test and "per_perturbation" in test[0] else None)
     row["perturbations"] = (
-        {"n_images": perturbed[0]["n_images"], **{k: v["balanced_accuracy"] for k, v in perturbed[0]["per_perturbation"].items()}}
+        {"n_images": (perturbed[0].get("perturbation_sample") or perturbed[0])["n_images"], **{k: v["balanced_accuracy"] for k, v in perturbed[0]["per_perturbation"].items()}}
         if perturbed and "per_perturbation" in perturbed[0]
         else None
     )

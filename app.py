@@ -371,15 +371,17 @@ model, not a map of edited pixels).
 * Find every face in an uploaded, pasted or webcam photo and give each its own verdict: **Real**, **Fake** or
   **Uncertain** (scores close to the threshold).
 * Recognise faces made by the generators it was trained on: **StarGAN**, **AttGAN** (attribute editing of real
-  faces) and **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist** (fully synthetic faces), against real CelebA,
-  CelebA-HQ and FFHQ photos.
+  faces), **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist** and **Stable Diffusion 2.1** portraits (fully synthetic
+  faces), against real CelebA, CelebA-HQ and FFHQ photos and faces from everyday photos of people.
+* Read a photo that is on its side or upside down: each face is turned upright before it is judged.
 * Say **No face** when it finds none, and **Too small** for a face narrower than {min_face} px: the model was
   trained on faces of a useful size and has nothing to say about cats, landscapes or distant crowds.
 
 ## What it cannot do
 * It is **not proof**. A score is a statistical estimate from one model; it can be wrong in both directions,
-  especially on generators it never saw (diffusion models, face swaps, newer GANs), heavy compression, filters,
-  screenshots or very small faces.
+  especially on generators it never saw (other diffusion models, face swaps, newer GANs: trained without SD 2.1,
+  the same recipe found SD 2.1 faces *more* real than real photos), heavy compression, blur, filters, screenshots
+  or very small faces.
 * It is **not forensic or legal evidence** and must not be used to accuse anyone.
 * It only looks at faces in still images: no video, audio or text.
 
@@ -423,9 +425,10 @@ def model_summary(detector: Detector, metrics: dict) -> str:
     lines = [
         f"## {detector.name}",
         f"A `{detector.config.get('architecture', '?')}` classifier of face crops. It gives each face a calibrated "
-        "probability of being **generated or edited** by the GAN families it was trained on (StarGAN, AttGAN, "
-        "StyleGAN, StyleGAN2). It has **not** learnt diffusion models, face swaps or other generators reliably, and a "
-        "score is never proof.",
+        "probability of being **generated or edited** by the generators it was trained on (StarGAN, AttGAN, "
+        "StyleGAN, StyleGAN2, Stable Diffusion 2.1). It has **not** learnt what generated faces have in common: "
+        "a generator it never saw (another diffusion model, a face swap) may well pass as real, and a score is never "
+        "proof.",
     ]
     if metrics.get("n_images"):
         real = (metrics.get("per_class") or {}).get("real", {})

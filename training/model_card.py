@@ -200,17 +200,48 @@ def _test_rate_sentence(metrics: dict, calibration: dict) -> str:
             f"{target:.0%}, and the interval is what a visitor should read; per source in the table above.")
 
 
+def _recipe_flags(config: dict) -> str:
+    """The training flags beyond the defaults that the recipe used (cached faces, frozen blocks, NHWC, flip)."""
+    flags = []
+    if config.get("face_cache"):
+        flags.append(f"--face_cache {config['face_cache']}")
+    if config.get("freeze_blocks", -1) >= 0:
+        flags.append(f"--freeze_blocks {config['freeze_blocks']}")
+    flags += [f"--{name}" for name in ("channels_last", "test_time_flip") if config.get(name)]
+    if config.get("face_cache"):
+        flags.append(f"--num_workers {config.get('num_workers', 2)}")
+    return " ".join(flags)
+
+
+def _recipe_sentence(config: dict) -> str:
+    parts = []
+    if config.get("freeze_blocks", -1) >= 0:
+        parts.append(f"the stem and first {config['freeze_blocks']} blocks keep their ImageNet weights")
+    if config.get("face_cache"):
+        parts.append("augmentation starts from canonical faces decoded once (`--face_cache`)")
+    if config.get("test_time_flip"):
+        parts.append("each face is scored as the mean of it and its mirror image (test-time flip, in training's "
+                     "calibration and in the app)")
+    if not parts:
+        return ""
+    draws = (config.get("epochs") or 0) * (config.get("samples_per_epoch") or 0)
+    return f" Recipe: {'; '.join(parts)}; {draws:,} draws in all."
+
+
 def _targets(metrics: dict) -> str:
     """The project's targets, each met or missed with its number."""
     from training.evaluate import worst_perturbation
 
     per_class = metrics.get("per_class", {})
     worst = worst_perturbation(metrics)
-    checks = [
-        ("balanced accuracy (clean) >= 0.97", metrics.get("balanced_accuracy"), 0.97),
-        ("real-class F1 >= 0.95", per_class.get("real", {}).get("f1"), 0.95),
-        ("ROC AUC >= 0.99", metrics.get("roc_auc"), 0.99),
+    checks = [  # issue 11's targets
+        ("balanced accuracy (clean) >= 0.95", metrics.get("balanced_accuracy"), 0.95),
+        ("real-class F1 >= 0.90", per_class.get("real", {}).get("f1"), 0.90),
+        ("ROC AUC >= 0.985", metrics.get("roc_auc"), 0.985),
     ]
+    sd21 = (metrics.get("per_source") or {}).get("sd21")
+    if sd21:
+        checks.append((f"Stable Diffusion 2.1 faces called fake at the threshold >= 90% (n={sd21['count']})", sd21["accuracy"], 0.90))
     if worst:
         checks.append((f"balanced accuracy >= 0.90 under every perturbation (worst: {worst[0]})", worst[1], 0.90))
     rows = ["| target | measured | |", "|---|---:|---|"]
@@ -269,8 +300,9 @@ non-commercially licensed generators; the weights inherit those terms.
 
 - **Not a forensic or legal proof.** A "Fake" verdict is a statistical estimate that can be wrong; never use it alone
   to accuse a person, moderate content automatically, or decide anything about someone.
-- Generators it has not seen (diffusion models, StyleGAN3, face swaps in videos, new commercial tools): expect much
-  lower accuracy (see *Generalisation*).
+- Generators it has not seen (any not listed under *Training data*: other diffusion models, StyleGAN3, face swaps, new
+  commercial tools): expect much lower accuracy; with a source held out of training, the recipe is near or below
+  chance on it (see *Generalisation*).
 - Images without a face, non-photographic images, identification of people.
 
 ## Training data
@@ -287,7 +319,7 @@ Preprocessing, identical in training and in the app: square crop, **canonical 12
 trip** for every image of both classes, then the model's input size. Training preset `{config.get('preset')}` adds random
 crop, flips/rotations, blur/sharpen/down-up-scaling, colour jitter, noise and random JPEG quality 40-95 to both classes.
 Class and source imbalance: a weighted sampler draws each label half the time and weights sources within a label by
-sqrt(size) (no loss weights).
+sqrt(size) (no loss weights).{_recipe_sentence(config)}
 
 ## Evaluation (test split, {metrics.get('n_images')} images)
 
@@ -355,12 +387,12 @@ print(predict(load_rgb_array("photo.jpg"), detector).to_json())
 ## How to retrain
 
 ```bash
-python -m training.build_dataset --source ../shared/data/faces --output data/faces-dataset
+python -m training.build_dataset --source ../shared/data/faces --output {config.get('dataset') or 'data/faces-dataset'}  # exact build: dataset_card.md
 python -m training.convert_weights --weights efficientnet-lite0 --output weights/tf_efficientnet_lite0.safetensors
-accelerate launch -m training.train --dataset data/faces-dataset --model {architecture} \\
+accelerate launch -m training.train --dataset {config.get('dataset') or 'data/faces-dataset'} --model {architecture} \\
     --pretrained_file weights/tf_efficientnet_lite0.safetensors --preset {config.get('preset')} \\
     --epochs {config.get('epochs')} --batch_size {config.get('batch_size')} --learning_rate {config.get('learning_rate')} \\
-    --samples_per_epoch {config.get('samples_per_epoch')} --output_dir runs/{name}
+    --samples_per_epoch {config.get('samples_per_epoch')} --output_dir runs/{name} {_recipe_flags(config)}
 ```
 
 The resolved configuration is in `training_config.json`; every number above can be recomputed from `predictions.csv`.
@@ -469,7 +501,7 @@ def face_size_section(face_size: dict) -> str:
     ])
 
 
-def speed_section(benchmark: dict, metrics: dict) -> str:
+def speed_section(benchmark: dict, metrics: dict, flip: bool = False) -> str:
     history = metrics.get("training", {}).get("history", [])
     train_rate = history[-1].get("train_images_per_second") if history else None
     return "\n".join(
@@ -478,8 +510,11 @@ def speed_section(benchmark: dict, metrics: dict) -> str:
             "",
             f"- One face photo, detection + classification: **{_fmt(benchmark.get('predict_ms'), 0)} ms** median"
             f" ({_fmt(benchmark.get('predict_with_gradcam_ms'), 0)} ms with the Grad-CAM heatmap) on {benchmark.get('machine')}.",
+            f"- One face crop classified (canonical face, model{' and its mirror image' if flip else ''}):"
+            f" **{_fmt(benchmark.get('classify_one_face_ms'), 1)} ms** median.",
             f"- Batched classification (evaluation): {_fmt(benchmark.get('classify_images_per_second'), 0)} images/s.",
-            f"- Training: {_fmt(train_rate, 1)} images/s; the decode + augmentation pipeline alone delivers"
+            f"- Training: {_fmt(train_rate, 1)} images/s (running mean over the run, including any time other jobs held"
+            f" the CPU); the decode + augmentation pipeline alone delivers"
             f" {_fmt(benchmark.get('pipeline_images_per_second'), 0)} images/s per worker, so it is not the bottleneck.",
             "",
         ]
@@ -514,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.generalization:
         sections.append(Path(args.generalization).read_text())
     if args.benchmark:
-        sections.append(speed_section(json.loads(Path(args.benchmark).read_text()), metrics))
+        flip = bool(json.loads((folder / "config.json").read_text()).get("test_time_flip"))
+        sections.append(speed_section(json.loads(Path(args.benchmark).read_text()), metrics, flip))
     if args.face_size:
         sections.append(face_size_section(json.loads(Path(args.face_size).read_text())))
     extra = "\n".join(sections)

@@ -30,6 +30,11 @@ def corpus_present() -> bool:
     return (corpus_dir() / "real").is_dir() and (corpus_dir() / "fake").is_dir()
 
 
+# The model the app serves by default; and the marker of tests that read the dev corpus (counted in the summary).
+BUNDLED_MODEL = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
+needs_corpus = pytest.mark.skipif(not corpus_dir().is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+
+
 def build_small_dataset(tmp_path_factory, sources: tuple[tuple[str, str], ...], per_source: int, *builder_flags: str) -> Path:
     """A built dataset of the first `per_source` corpus files of each (label, source), made by the real builder."""
     import shutil

@@ -18,11 +18,11 @@ from training import face_cache
 from training.data import load_built_dataset
 from training.transforms import make_preset
 
-from conftest import build_small_dataset, corpus_dir  # noqa: E402
+from conftest import build_small_dataset, corpus_dir, needs_corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+pytestmark = needs_corpus
 DATA_CONFIG = {"input_size": (3, 128, 128), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 
 
@@ -49,6 +49,14 @@ def test_landmarks_follow_the_face_into_the_canonical_pixels():
     mapped = face_cache.canonical_landmarks([v for p in points for v in p], width=200, height=300)
     expected = (np.asarray(points) - [0, 50]) * (128 / 200)
     assert np.allclose(mapped, expected)
+    # and the real canonicalize puts a mark drawn at a landmark where the mapped landmark says
+    from deepfake_detector.preprocess import canonicalize
+
+    x, y = (int(v) for v in points[2])
+    image[y - 6 : y + 7, x - 6 : x + 7] = 255
+    canonical = canonicalize(image)
+    mx, my = (int(round(v)) for v in mapped[2])
+    assert canonical[my, mx].mean() > 200 and canonical[my, mx + 10].mean() < 60
     assert np.isnan(face_cache.canonical_landmarks([], 200, 300)).all()
 
 

@@ -15,12 +15,12 @@ from safetensors.torch import load_file
 from training.finetune import boosted_sample_weights, parse_args
 from training.train import frozen_parameter_names
 
-from conftest import build_small_dataset, corpus_dir  # noqa: E402
+from conftest import BUNDLED_MODEL, build_small_dataset, corpus_dir, needs_corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
-BUNDLED = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+BUNDLED = BUNDLED_MODEL
+pytestmark = needs_corpus
 
 
 @pytest.fixture(scope="module")

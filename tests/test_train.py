@@ -15,11 +15,11 @@ import torch
 
 from training.calibration import expected_calibration_error, fit_temperature, fit_threshold
 
-from conftest import build_small_dataset, corpus_dir  # noqa: E402
+from conftest import build_small_dataset, corpus_dir, needs_corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES = corpus_dir()  # DFD_CORPUS, default ../shared/data/faces
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+pytestmark = needs_corpus
 TINY = ["--model", "mobilenetv3_small_050", "--input_size", "64", "--batch_size", "8", "--num_workers", "0", "--samples_per_epoch", "32"]
 
 

@@ -20,11 +20,10 @@ FACE_CROP_SCALE = 1.45
 # Detection runs on a copy whose longer side is at most this (yuface degrades on large inputs and slows down).
 DETECT_MAX_SIDE = 640
 MIN_CONFIDENCE = 0.6
-# A right-angle turn of an upload is used only if its best face is more confident by more than this (`upright_turns`).
-# yuface's confidences are whole percent. Measured on 184 upright faces (150 test crops, 34 everyday photos): the
-# upright view beat every turn by >= 0.01 (median 0.08) or, without any face, tied at 0; an upside-down face scores
-# 0.03-0.05 below its upright turn. So any strict gain decides.
-UPRIGHT_MARGIN = 0.0
+# A right-angle turn of an upload is used only if its best face is strictly more confident (`upright_turns`). yuface's
+# confidences are whole percent. Measured on 184 upright faces (150 test crops, 34 everyday photos): the upright view
+# beat every turn by >= 0.01 (median 0.08) or, without any face, tied at 0; an upside-down face scores 0.03-0.05 below
+# its upright turn.
 # ... and only for a face at least this confident: upright faces scored 0.88-0.95 at <= 320 px (114 test crops and
 # everyday photos), while the cat example turned gave spurious "faces" at 0.61-0.64 (0.82 on the 320-px copy, hence
 # the confirmation at the detector's full size).
@@ -84,28 +83,31 @@ def detect_faces(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> l
     return sorted(faces, key=lambda face: face.box[2] * face.box[3], reverse=True)
 
 
-def upright_turns(image: np.ndarray, margin: float = UPRIGHT_MARGIN) -> int:
+def _top_confidence(image: np.ndarray) -> float:
+    """The detector's confidence in the largest face of `image` (0 without a face)."""
+    return max((face.confidence for face in detect_faces(np.ascontiguousarray(image))[:1]), default=0.0)
+
+
+def upright_turns(image: np.ndarray) -> int:
     """How many quarter turns (`np.rot90`'s k, counter-clockwise) make the faces in `image` upright.
 
     yuface still finds a face turned a quarter or half turn (a phone photo without its EXIF orientation, the challenge's
     rotated test images), but less confidently, and its landmarks are not turned with it, so they cannot tell the
     orientation. The most confident of the four right-angle turns can: it picked the upright one for 240 of 240 test
-    faces turned by 0, 90, 180 and 270 degrees. A turn replaces the image as given only if its best face is more
-    confident by more than `margin` and its face is a confident one (UPRIGHT_MIN_CONFIDENCE); ties keep the image as
-    given. The four detections run on one copy at most
-    UPRIGHT_SEARCH_SIDE px (a 1024-px photo: four detections at 640 px cost 4x60 ms, at 320 px about 4x8 ms), so a
-    face too small to be found there is never turned."""
+    faces turned by 0, 90, 180 and 270 degrees. A turn replaces the image as given only if its best face is strictly
+    more confident and a confident one (UPRIGHT_MIN_CONFIDENCE); ties keep the image as given. The four detections run
+    on one copy at most UPRIGHT_SEARCH_SIDE px (a 1024-px photo: four detections at 640 px cost 4x60 ms, at 320 px
+    about 4x10 ms), so a face too small to be found there is never turned."""
     height, width = image.shape[:2]
     scale = min(1.0, UPRIGHT_SEARCH_SIDE / max(height, width))
     small = image if scale == 1.0 else cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-    best_turns, best = 0, max((face.confidence for face in detect_faces(small)[:1]), default=0.0)
+    best_turns, best = 0, _top_confidence(small)
     for turns in (1, 2, 3):
-        confidence = max((face.confidence for face in detect_faces(np.ascontiguousarray(np.rot90(small, turns)))[:1]), default=0.0)
-        if confidence >= UPRIGHT_MIN_CONFIDENCE and confidence > best + (margin if best_turns == 0 else 0.0) + 1e-9:
+        confidence = _top_confidence(np.rot90(small, turns))
+        if confidence >= UPRIGHT_MIN_CONFIDENCE and confidence > best + 1e-9:
             best_turns, best = turns, confidence
     if best_turns and scale < 1.0:  # confirm on the detector's own view of the turned photo (spurious faces fade there)
-        confirmed = max((face.confidence for face in detect_faces(np.ascontiguousarray(np.rot90(image, best_turns)))), default=0.0)
-        best_turns = best_turns if confirmed >= UPRIGHT_MIN_CONFIDENCE else 0
+        best_turns = best_turns if _top_confidence(np.rot90(image, best_turns)) >= UPRIGHT_MIN_CONFIDENCE else 0
     return best_turns
 
 

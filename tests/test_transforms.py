@@ -13,7 +13,7 @@ from PIL import Image
 from deepfake_detector.faces import detect_faces
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.preprocess import eval_tensor
-from training.transforms import FacialFeatureBlackout, apply_preset, feature_region, make_preset
+from training.transforms import TRAINING_PRESETS, FacialFeatureBlackout, apply_preset, feature_region, make_preset
 from conftest import corpus_dir
 
 FACES = corpus_dir()  # DFD_CORPUS, else ../shared/data/faces (tests/conftest.py)
@@ -27,7 +27,7 @@ def _face(relative: str) -> tuple[np.ndarray, np.ndarray]:
     return image, np.asarray(face.landmarks, dtype=np.float32)
 
 
-@pytest.mark.parametrize("preset, size", [("seed", 160), ("robust", 128), ("eval", 128)])
+@pytest.mark.parametrize("preset, size", [("seed", 160), ("robust", 128), ("robust_heavy", 128), ("eval", 128)])
 @pytest.mark.parametrize("relative", ["real/ffhq/bhunakit_r0.png", "fake/stylegan2/agegan_seed0000.png", "real/celeba/000001.jpg"])
 def test_preset_output_shape_and_dtype(preset, size, relative):
     image, landmarks = _face(relative)
@@ -101,9 +101,54 @@ def test_training_presets_always_reencode_both_classes():
     """Every training preset ends in a JPEG compression applied with probability 1, whatever the label."""
     import albumentations as A
 
-    for preset in ("seed", "robust"):
+    for preset in TRAINING_PRESETS:
         compressions = [t for t in make_preset(preset, DATA_CONFIG).transforms if isinstance(t, A.ImageCompression)]
         assert compressions and all(t.p == 1.0 for t in compressions)
+
+
+def test_robust_heavy_reaches_the_strengths_the_processing_is_evaluated_at():
+    """The heavy preset's ranges cover the ICIAP table's blur, JPEG, scale and crop (the robust preset's do not): if the
+    evaluation's processing grows stronger, this fails until training follows."""
+    import albumentations as A
+
+    from training.perturbations import PERTURBATION_SETS, PERTURBATIONS
+
+    icip = [PERTURBATIONS[name] for name in PERTURBATION_SETS["icip"]]
+    strongest = {
+        "sigma": max(p.params["sigma"] for p in icip if "sigma" in p.params),
+        "quality": min(p.params["quality"] for p in icip if "quality" in p.params),
+        "factor": min(p.params["factor"] for p in icip if "factor" in p.params),
+        # the smallest area a crop or the 45-degree cropped rotation keeps: 0.8^2 and 1/2
+        "area": min([p.params["fraction"] ** 2 for p in icip if "fraction" in p.params] + [0.5]),
+    }
+
+    def ranges(preset: str) -> dict:
+        flat = []
+        for t in make_preset(preset, DATA_CONFIG, canonical_input=True).transforms:
+            flat += list(t.transforms) if isinstance(t, A.OneOf) else [t]
+        kind = {type(t).__name__: t for t in flat}
+        return {
+            "sigma": kind["GaussianBlur"].sigma_limit[1],
+            "quality": kind["ImageCompression"].quality_range[0],
+            "factor": kind["Downscale"].scale_range[0],
+            "area": kind["RandomResizedCrop"].scale[0],
+        }
+
+    heavy, robust = ranges("robust_heavy"), ranges("robust")
+    assert heavy["sigma"] >= strongest["sigma"] > robust["sigma"]
+    assert heavy["quality"] <= strongest["quality"] < robust["quality"]
+    assert heavy["factor"] <= strongest["factor"]
+    assert heavy["area"] <= strongest["area"] < robust["area"]
+
+
+def test_train_accepts_every_training_preset_and_refuses_eval(capsys):
+    from training.train import parse_args
+
+    base = ["--dataset", "d", "--model", "m", "--output_dir", "o"]
+    assert [parse_args(base + ["--preset", p]).preset for p in TRAINING_PRESETS] == list(TRAINING_PRESETS)
+    with pytest.raises(SystemExit):
+        parse_args(base + ["--preset", "eval"])
+    assert "robust_heavy" in capsys.readouterr().err
 
 
 def test_unknown_preset_is_a_clear_error():
@@ -122,14 +167,15 @@ def test_preview_writes_a_png(tmp_path):
     assert Image.open(output).size[0] > 100
 
 
-def test_training_sees_a_png_and_its_jpeg_q75_copy_alike():
+@pytest.mark.parametrize("preset", ["robust", "robust_heavy"])
+def test_training_sees_a_png_and_its_jpeg_q75_copy_alike(preset):
     """The format shortcut of the 128-px corpus (FFHQ reals PNG, fakes JPEG q75) is gone in training too: with the same
     random draws, the robust preset turns a PNG face and its JPEG q75 copy into nearly the same tensor, much closer
     than the same PNG under two different draws."""
     png_bytes = (FACES / "real/ffhq/bhunakit_r3.png").read_bytes()
     png = load_rgb_array(png_bytes)
     jpeg = load_rgb_array(_reencode(FACES / "real/ffhq/bhunakit_r3.png", "JPEG", quality=75))
-    pipeline = make_preset("robust", DATA_CONFIG)
+    pipeline = make_preset(preset, DATA_CONFIG)
     same_draw, other_draw = [], []
     for seed in range(12):
         pipeline.set_random_seed(seed)

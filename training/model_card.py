@@ -431,6 +431,10 @@ PRESET_NOTES = {
         "runs here, not the best this architecture can do."
     ),
     "robust": "preset `robust` trains on the canonical face, exactly what evaluation and the app feed it.",
+    "robust_heavy": (
+        "preset `robust_heavy` trains on the canonical face, exactly what evaluation and the app feed it, with blur, "
+        "scaling, cropping, rotation and JPEG as strong as the ICIAP processing it is evaluated on."
+    ),
 }
 
 

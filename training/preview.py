@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_detector.model import LABEL_NAMES
+from training.transforms import PRESETS
 
 
 def _samples(data: str, per_label: int, seed: int) -> list[tuple[str, str, bytes, list]]:
@@ -85,7 +86,7 @@ def render_preview(data: str, preset: str, output: str | Path, per_label: int = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", "--dataset", required=True, help="a built dataset folder or a <label>/<source>/ image folder")
-    parser.add_argument("--preset", default="robust", choices=("seed", "robust", "eval"))
+    parser.add_argument("--preset", default="robust", choices=PRESETS)
     parser.add_argument("--output", default="artifacts/preview.png")
     parser.add_argument("--per_label", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)

@@ -33,6 +33,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from training.transforms import TRAINING_PRESETS
+
 
 @dataclass
 class TrainConfig:
@@ -93,8 +95,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     config = TrainConfig(**vars(args))
     if config.push_to_hub and not config.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id ORG/NAME")
-    if config.preset not in ("seed", "robust"):
-        parser.error("--preset must be seed or robust (eval is the validation transform)")
+    if config.preset not in TRAINING_PRESETS:
+        parser.error(f"--preset must be one of {', '.join(TRAINING_PRESETS)} (eval is the validation transform)")
     if config.pretrained and config.pretrained_file:
         parser.error("use either --pretrained (timm weights from the Hub) or --pretrained_file (local safetensors)")
     if not config.input_size:

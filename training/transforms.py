@@ -11,6 +11,10 @@ and ends with a JPEG re-encode of both classes, so file format cannot be learnt:
   JPEG q75: what the app feeds the model, see `deepfake_detector.preprocess`), then randomly cropped, blurred,
   sharpened or down-and-up scaled, colour jittered, noised, occasionally rotated or flipped as the challenge's test set
   is, and always re-compressed at a random JPEG quality.
+- `robust_heavy`: `robust` with the degradations at the strengths the ICIAP processing is tested at
+  (`training.perturbations`): crops down to 45% of the area (the 45-degree cropped rotation keeps 50%), rotation by up to 45
+  degrees more often, blur up to sigma 3.2, down-and-up scaling to 30%, JPEG quality from 30, and a degradation on 75% of
+  draws instead of 60%.
 - `eval`: deterministic: the app's canonical face (square crop, 128 px, JPEG q75) then the model's data config
   (`timm.data.resolve_model_data_config`): resize to its input size, its mean and std.
 
@@ -30,7 +34,8 @@ from albumentations.pytorch import ToTensorV2
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.preprocess import CANONICAL_SIZE, canonicalize
 
-PRESETS = ("seed", "robust", "eval")
+PRESETS = ("seed", "robust", "robust_heavy", "eval")
+TRAINING_PRESETS = ("seed", "robust", "robust_heavy")
 FEATURES = ("eyes", "nose", "mouth")
 
 
@@ -113,10 +118,11 @@ def seed_preset(data_config: dict, size: int = 160) -> A.Compose:
     )
 
 
-def robust_preset(data_config: dict, canonical_input: bool = False) -> A.Compose:
+def robust_preset(data_config: dict, canonical_input: bool = False, heavy: bool = False) -> A.Compose:
     """Format-, resolution- and processing-invariant training (see the module docstring).
 
-    `canonical_input`: the images are canonical faces already (`training.face_cache`), so the first step is skipped."""
+    `canonical_input`: the images are canonical faces already (`training.face_cache`), so the first step is skipped.
+    `heavy`: the `robust_heavy` strengths (processing as strong as the ICIAP evaluation applies)."""
     _, height, width = data_config["input_size"]
     # The canonical face first, exactly as at inference: a 128-px JPEG q75 fake re-encoded at q75 on its own
     # grid barely changes, so without this step a later high-quality re-encode would keep the fakes' original
@@ -127,24 +133,24 @@ def robust_preset(data_config: dict, canonical_input: bool = False) -> A.Compose
             FacialFeatureBlackout(p=0.1),
             *canonical,
             A.RandomResizedCrop(
-                size=(CANONICAL_SIZE, CANONICAL_SIZE), scale=(0.7, 1.0), ratio=(0.9, 1.1), area_for_downscale="image"
+                size=(CANONICAL_SIZE, CANONICAL_SIZE), scale=(0.45 if heavy else 0.7, 1.0), ratio=(0.9, 1.1), area_for_downscale="image"
             ),
             A.HorizontalFlip(p=0.5),
             A.OneOf(
                 [A.Rotate(limit=45, border_mode=cv2.BORDER_REFLECT_101, p=1), A.RandomRotate90(p=1), A.VerticalFlip(p=1)],
-                p=0.25,
+                p=0.35 if heavy else 0.25,
             ),
             A.OneOf(
                 [
-                    A.GaussianBlur(sigma_limit=(0.3, 2.0), p=1),
+                    A.GaussianBlur(sigma_limit=(0.3, 3.2 if heavy else 2.0), p=1),
                     A.Sharpen(alpha=(0.1, 0.4), lightness=(0.9, 1.1), p=1),
-                    A.Downscale(scale_range=(0.35, 0.8), p=1),
+                    A.Downscale(scale_range=(0.3 if heavy else 0.35, 0.8), p=1),
                 ],
-                p=0.6,
+                p=0.75 if heavy else 0.6,
             ),
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
             A.GaussNoise(std_range=(0.01, 0.04), p=0.15),
-            A.ImageCompression(quality_range=(40, 95), p=1.0),  # always: both classes re-encoded
+            A.ImageCompression(quality_range=(30 if heavy else 40, 95), p=1.0),  # always: both classes re-encoded
             *_finish(data_config, (height, width)),
         ]
     )
@@ -163,13 +169,13 @@ def _canonicalize(image: np.ndarray, **_) -> np.ndarray:
 
 def make_preset(name: str, data_config: dict, size: int | None = None, canonical_input: bool = False) -> A.Compose:
     """The named preset for a model's data config; `size` is the seed preset's square size; `canonical_input`: the
-    images are canonical faces already (robust and eval only)."""
+    images are canonical faces already (all but seed)."""
     if name == "seed":
         if canonical_input:
             raise ValueError("the seed preset starts from the original pixels; it cannot train on cached canonical faces")
         return seed_preset(data_config, size or 160)
-    if name == "robust":
-        return robust_preset(data_config, canonical_input)
+    if name in ("robust", "robust_heavy"):
+        return robust_preset(data_config, canonical_input, heavy=name == "robust_heavy")
     if name == "eval":
         return eval_preset(data_config, canonical_input)
     raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")

@@ -1,0 +1,73 @@
+"""Frozen-feature probes by depth: scored like the leave-one-source-out runs, and run end to end on corpus faces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from conftest import build_small_dataset, needs_corpus
+from datasets import Dataset, DatasetDict
+
+from training import depth_probe
+
+# (source, label, look) per row block: "look" is what a source's images share beyond real/fake (resolution, content).
+ROWS = [("ffhq", 0, 1.0), ("celeba", 0, 0.0), ("stargan", 1, 0.0), ("tpdne", 1, 1.0)]
+
+
+def _toy(per_source: int = 40) -> DatasetDict:
+    splits = {}
+    for split in depth_probe.SPLITS:
+        rows = [(source, label) for source, label, _ in ROWS for _ in range(per_source)]
+        splits[split] = Dataset.from_dict(
+            {"source": [s for s, _ in rows], "label": [l for _, l in rows], "width": [128] * len(rows), "height": [128] * len(rows)}
+        )
+    return DatasetDict(splits)
+
+
+def _features(dataset: DatasetDict, signal: str, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    looks = {source: look for source, _, look in ROWS}
+    out = {}
+    for split in depth_probe.SPLITS:
+        labels = np.asarray(dataset[split]["label"], dtype=float)
+        look = np.array([looks[s] for s in dataset[split]["source"]])
+        columns = [labels] if signal == "label" else [look, labels * (look == 0)]  # "look": the label shows only in look 0
+        out[split] = np.stack(columns + [rng.normal(size=len(labels))], 1) + 0.1 * rng.normal(size=(len(labels), len(columns) + 1))
+    return out
+
+
+def test_a_feature_that_carries_the_label_generalises_to_the_held_out_source():
+    dataset = _toy()
+    result = depth_probe.probe_holdout(_features(dataset, "label"), dataset, "tpdne", ["tpdne"])
+    assert result["held_out_fake"] == 3 * 40 and result["held_out_real"] == 0
+    assert result["held_out_roc_auc_vs_test_counterpart"] > 0.99
+    assert result["in_distribution_roc_auc"] > 0.99
+
+
+def test_a_feature_that_carries_only_the_look_fails_the_held_out_source():
+    """Without tpdne, "look 1" is only ever real: the probe learns it, and the held-out fakes of look 1 rank as real
+    as the test reals of look 1 (at best chance), while the sources it saw stay separable."""
+    dataset = _toy()
+    result = depth_probe.probe_holdout(_features(dataset, "look"), dataset, "tpdne", ["tpdne"])
+    assert result["held_out_roc_auc_vs_test_counterpart"] < 0.6
+    assert result["in_distribution_roc_auc"] > 0.9
+    assert depth_probe.all_sources_auc(_features(dataset, "look"), dataset) > 0.8  # tpdne vs ffhq stays a coin flip
+
+
+@needs_corpus
+def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
+    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
+    dataset_dir = build_small_dataset(tmp_path_factory, sources, 12, "--no_detect_faces")
+    argv = ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "probe"),
+            "--holdout", "sd21", "--holdout", "ffhq"]
+    assert depth_probe.main(argv) == 0
+    report = json.loads((tmp_path / "probe" / "depth_probe.json").read_text())
+    assert list(report["rows"]) == [f"block{i}" for i in range(7)] + ["head"]
+    for results in report["rows"].values():
+        assert [r["holdout"] for r in results] == ["sd21", "ffhq"]
+        assert all(0.0 <= depth_probe.held_out_auc(r) <= 1.0 for r in results)
+    table = (tmp_path / "probe" / "depth_probe.md").read_text()
+    assert "| block3 |" in table and "| sd21 | ffhq |" in table
+    saved = (tmp_path / "probe" / "train.npz").stat().st_mtime_ns
+    assert depth_probe.main(argv) == 0  # the pooled features of the same rows are reused, not recomputed
+    assert (tmp_path / "probe" / "train.npz").stat().st_mtime_ns == saved

@@ -241,7 +241,12 @@ def _targets(metrics: dict) -> str:
     ]
     sd21 = (metrics.get("per_source") or {}).get("sd21")
     if sd21:
-        checks.append((f"Stable Diffusion 2.1 faces called fake at the threshold >= 90% (n={sd21['count']})", sd21["accuracy"], 0.90))
+        # caught = the verdict a visitor sees; a face the detector misses ("No face") is not caught, even when the
+        # whole image, classified instead, scores above the threshold
+        caught = (sd21.get("verdict_shares") or {}).get("Fake", sd21["accuracy"])
+        checks.append(
+            (f"Stable Diffusion 2.1 faces given the verdict Fake >= 90% (n={sd21['count']}; above the threshold: {_fmt(sd21['accuracy'])})", caught, 0.90)
+        )
     if worst:
         checks.append((f"balanced accuracy >= 0.90 under every perturbation (worst: {worst[0]})", worst[1], 0.90))
     rows = ["| target | measured | |", "|---|---:|---|"]

@@ -139,9 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     for split in SPLITS:
         saved = output / f"{split}.npz"
         digest = face_cache.rows_digest(dataset[split])
-        if saved.is_file() and str(np.load(saved)["rows_digest"]) == digest:
-            arrays = dict(np.load(saved))
-        else:
+        arrays = dict(np.load(saved)) if saved.is_file() else {}
+        if str(arrays.get("rows_digest")) != digest:
             faces, _ = face_cache.build(dataset[split], Path(args.face_cache), split)
             arrays = pooled_block_features(model, faces, data_config)
             np.savez(saved, rows_digest=digest, **arrays)

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_detector.model import LABEL_NAMES
-from training.transforms import PRESETS
 
 
 def _samples(data: str, per_label: int, seed: int) -> list[tuple[str, str, bytes, list]]:
@@ -84,6 +83,8 @@ def render_preview(data: str, preset: str, output: str | Path, per_label: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.transforms import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", "--dataset", required=True, help="a built dataset folder or a <label>/<source>/ image folder")
     parser.add_argument("--preset", default="robust", choices=PRESETS)

@@ -33,8 +33,6 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from training.transforms import TRAINING_PRESETS
-
 
 @dataclass
 class TrainConfig:
@@ -95,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     config = TrainConfig(**vars(args))
     if config.push_to_hub and not config.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id ORG/NAME")
+    from training.transforms import TRAINING_PRESETS  # here, not at import: albumentations costs half a second
+
     if config.preset not in TRAINING_PRESETS:
         parser.error(f"--preset must be one of {', '.join(TRAINING_PRESETS)} (eval is the validation transform)")
     if config.pretrained and config.pretrained_file:

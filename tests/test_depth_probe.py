@@ -71,3 +71,47 @@ def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
     saved = (tmp_path / "probe" / "train.npz").stat().st_mtime_ns
     assert depth_probe.main(argv) == 0  # the pooled features of the same rows are reused, not recomputed
     assert (tmp_path / "probe" / "train.npz").stat().st_mtime_ns == saved
+    assert depth_probe.main(argv + ["--project_out", "look"]) == 0  # same features, the look projected out first
+    assert (tmp_path / "probe" / "train.npz").stat().st_mtime_ns == saved
+    projected = json.loads((tmp_path / "probe" / "depth_probe.json").read_text())
+    assert projected["project_out"] == "look" and projected["rows"] != report["rows"]
+    assert "('look' projected out)" in (tmp_path / "probe" / "depth_probe.md").read_text()
+    before = np.load(tmp_path / "probe" / "train.npz")["block0"]
+    assert depth_probe.main(argv + ["--canonical_size", "48"]) == 0  # other faces: the saved features are recomputed
+    assert not np.allclose(np.load(tmp_path / "probe" / "train.npz")["block0"], before)
+    assert "(faces shrunk to 48 px)" in (tmp_path / "probe" / "depth_probe.md").read_text()
+
+
+def test_nullspace_projection_removes_a_nuisance_and_keeps_what_is_independent_of_it():
+    rng = np.random.default_rng(1)
+    nuisance = rng.integers(0, 3, size=600)
+    independent = rng.normal(size=600)
+    features = np.column_stack([nuisance + 0.1 * rng.normal(size=600), independent, rng.normal(size=(600, 10))])
+    from sklearn.linear_model import LogisticRegression
+
+    def nuisance_accuracy(x):
+        return LogisticRegression(max_iter=1000).fit(x[:400], nuisance[:400]).score(x[400:], nuisance[400:])
+
+    projection = depth_probe.nullspace_projection(features, nuisance)
+    assert nuisance_accuracy(features) > 0.95
+    assert nuisance_accuracy(features @ projection) < 0.5  # three balanced values: chance is 1/3
+    from sklearn.linear_model import LinearRegression
+
+    kept = features @ projection  # the independent column is still there, linearly
+    assert LinearRegression().fit(kept, independent).score(kept, independent) > 0.9
+    assert np.allclose(depth_probe.nullspace_projection(features, np.zeros(600)), np.eye(features.shape[1]))
+
+
+def test_project_out_look_uses_only_the_training_rows_it_is_given():
+    dataset = _toy()
+    features = _features(dataset, "look")
+    keep = np.asarray(dataset["train"]["source"]) != "tpdne"
+    projected = depth_probe.project_out(features, dataset, keep, "look")
+    assert set(projected) == set(depth_probe.SPLITS)
+    looks = np.array([depth_probe.LOOK_GROUPS[s] for s in dataset["test"]["source"]])
+    # the look column's information is gone from every split, held-out rows included
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(max_iter=1000).fit(projected["train"][keep], depth_probe.NUISANCES["look"](dataset["train"])[keep])
+    assert probe.score(projected["test"], looks) < 0.8
+    assert LogisticRegression(max_iter=1000).fit(features["train"][keep], looks[keep]).score(features["test"], looks) > 0.95

@@ -66,20 +66,69 @@ def fit_probe(features: np.ndarray, labels: np.ndarray):
     return probe.fit(features, labels)
 
 
-def all_sources_auc(features: dict[str, np.ndarray], dataset) -> float:
+# What a source's images share beyond real/fake: CelebA photos and their StarGAN/AttGAN edits; FFHQ, CelebA-HQ and
+# the StyleGAN family (trained on FFHQ); everything else (diffusion, everyday photos).
+LOOK_GROUPS = {
+    **dict.fromkeys(("celeba", "celeba_attgan_input", "celeba_stargan_input", "stargan", "attgan"), 0),
+    **dict.fromkeys(("ffhq", "celebahq", "tpdne", "stylegan1", "stylegan2"), 1),
+}
+NUISANCES = {
+    "highres": lambda split: np.asarray(held_out_mask(split, "highres", []), dtype=int),
+    "look": lambda split: np.asarray([LOOK_GROUPS.get(source, 2) for source in split["source"]]),
+}
+
+
+def nullspace_projection(features: np.ndarray, nuisance: np.ndarray, rounds: int = 10, margin: float = 0.05) -> np.ndarray:
+    """Iterative nullspace projection (Ravfogel et al. 2020): a (d, d) projection that removes, round by round, the
+    directions a class-balanced linear classifier uses to predict `nuisance` from (standardised) `features`, until its
+    balanced accuracy is within `margin` of chance or `rounds` are done. Identity when the rows hold one nuisance value
+    only (nothing to learn it from)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    projection = np.eye(features.shape[1])
+    values = np.unique(nuisance)
+    for _ in range(rounds if len(values) > 1 else 0):
+        projected = features @ projection
+        classifier = LogisticRegression(C=0.1, max_iter=1000, class_weight="balanced").fit(projected, nuisance)
+        if balanced_accuracy_score(nuisance, classifier.predict(projected)) <= 1 / len(values) + margin:
+            break
+        weights = classifier.coef_
+        basis, _ = np.linalg.qr(weights.T)
+        projection = projection @ (np.eye(features.shape[1]) - basis @ basis.T)
+    return projection
+
+
+def project_out(features: dict[str, np.ndarray], dataset, rows: np.ndarray, nuisance: str) -> dict[str, np.ndarray]:
+    """Every split's features standardised on the train `rows` and projected onto the nullspace of `nuisance`
+    (a key of NUISANCES) as learnt from those rows."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features["train"][rows])
+    standardised = {split: scaler.transform(values) for split, values in features.items()}
+    projection = nullspace_projection(standardised["train"][rows], NUISANCES[nuisance](dataset["train"])[rows])
+    return {split: values @ projection for split, values in standardised.items()}
+
+
+def all_sources_auc(features: dict[str, np.ndarray], dataset, nuisance: str = "") -> float:
     """Test ROC AUC of the probe trained on the whole train split: the in-distribution reference."""
     from sklearn.metrics import roc_auc_score
 
+    if nuisance:
+        features = project_out(features, dataset, np.ones(len(dataset["train"]), dtype=bool), nuisance)
     probe = fit_probe(features["train"], np.asarray(dataset["train"]["label"]))
     return float(roc_auc_score(dataset["test"]["label"], probe.predict_proba(features["test"])[:, 1]))
 
 
-def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: list[str]) -> dict:
+def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: list[str], nuisance: str = "") -> dict:
     """Fit a linear probe on the train split without the held-out rows; score it like `generalization.score`.
 
-    `features` maps each split name to an (n, d) array in the split's row order."""
+    `features` maps each split name to an (n, d) array in the split's row order. With `nuisance`, the directions
+    that predict it on those train rows are projected out first (`project_out`)."""
     train = dataset["train"]
     keep = ~np.asarray(held_out_mask(train, name, sources), dtype=bool)
+    if nuisance:
+        features = project_out(features, dataset, keep, nuisance)
     probe = fit_probe(features["train"][keep], np.asarray(train["label"])[keep])
 
     def scorer(split, split_name: str, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +142,10 @@ def held_out_auc(result: dict) -> float:
     return result.get("held_out_roc_auc", result.get("held_out_roc_auc_vs_test_counterpart"))
 
 
-def render_table(rows: dict[str, list[dict]], model_name: str) -> str:
+def render_table(rows: dict[str, list[dict]], model_name: str, variant: str = "") -> str:
     holdouts = [r["holdout"] for r in next(iter(rows.values()))]
     lines = [
-        f"## Linear probes on frozen `{model_name}` features, by depth: held-out ROC AUC",
+        f"## Linear probes on frozen `{model_name}` features, by depth: held-out ROC AUC" + (f" ({variant})" if variant else ""),
         "",
         "Each cell: a logistic regression on one block's pooled output, trained without the held-out source and scored",
         "like the leave-one-source-out runs (`training.generalization`). The last column is the in-distribution test AUC",
@@ -119,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pretrained_file", default="", help="local safetensors ImageNet weights (none: random weights)")
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", required=True, help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
+    parser.add_argument(
+        "--canonical_size", type=int, default=0,
+        help="shrink every cached canonical face to this many px (and JPEG round trip) before the backbone: a lower "
+        "resolution floor that erases more of each source's sharpness (default: the canonical face as it is)",
+    )
+    parser.add_argument(
+        "--project_out", choices=sorted(NUISANCES), default="",
+        help="before each probe, project out the feature directions that predict this nuisance on its training rows: "
+        "'highres' (a file's longer side >= 512 px) or 'look' (LOOK_GROUPS: CelebA / FFHQ-StyleGAN / other)",
+    )
     return parser
 
 
@@ -126,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import timm
 
+    from deepfake_detector.preprocess import canonicalize
     from training import face_cache
     from training.data import load_built_dataset
 
@@ -138,10 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     features: dict[str, dict[str, np.ndarray]] = {}
     for split in SPLITS:
         saved = output / f"{split}.npz"
-        digest = face_cache.rows_digest(dataset[split])
+        digest = face_cache.rows_digest(dataset[split]) + (f":{args.canonical_size}px" if args.canonical_size else "")
         arrays = dict(np.load(saved)) if saved.is_file() else {}
         if str(arrays.get("rows_digest")) != digest:
             faces, _ = face_cache.build(dataset[split], Path(args.face_cache), split)
+            if args.canonical_size:
+                faces = np.stack([canonicalize(np.asarray(face), size=args.canonical_size) for face in faces])
             arrays = pooled_block_features(model, faces, data_config)
             np.savez(saved, rows_digest=digest, **arrays)
         features[split] = {key: value for key, value in arrays.items() if key != "rows_digest"}
@@ -149,15 +211,22 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, list[dict]] = {}
     for key in features["train"]:
         per_split = {split: features[split][key] for split in SPLITS}
-        reference = all_sources_auc(per_split, dataset)
+        reference = all_sources_auc(per_split, dataset, args.project_out)
         rows[key] = [
-            probe_holdout(per_split, dataset, *parse_holdout(holdout)) | {"all_sources_test_roc_auc": reference}
+            probe_holdout(per_split, dataset, *parse_holdout(holdout), nuisance=args.project_out)
+            | {"all_sources_test_roc_auc": reference}
             for holdout in args.holdout
         ]
         print(key, " ".join(f"{r['holdout']} {held_out_auc(r):.3f}" for r in rows[key]), flush=True)
-    (output / "depth_probe.json").write_text(json.dumps({"model": args.model, "pretrained_file": args.pretrained_file, "rows": rows}, indent=2))
-    (output / "depth_probe.md").write_text(render_table(rows, args.model))
-    print(render_table(rows, args.model))
+    variant = ", ".join(
+        ([f"faces shrunk to {args.canonical_size} px"] if args.canonical_size else [])
+        + ([f"'{args.project_out}' projected out"] if args.project_out else [])
+    )
+    report = {"model": args.model, "pretrained_file": args.pretrained_file, "canonical_size": args.canonical_size or None,
+              "project_out": args.project_out or None, "rows": rows}
+    (output / "depth_probe.json").write_text(json.dumps(report, indent=2))
+    (output / "depth_probe.md").write_text(render_table(rows, args.model, variant))
+    print(render_table(rows, args.model, variant))
     return 0
 
 

@@ -188,3 +188,20 @@ def test_training_sees_a_png_and_its_jpeg_q75_copy_alike(preset):
         other_draw.append((a - c).abs().mean().item())
     assert np.mean(same_draw) < 0.02, np.mean(same_draw)
     assert np.mean(same_draw) < 0.2 * np.mean(other_draw)
+
+
+def test_the_model_card_quotes_the_augmentation_of_the_run_s_own_preset():
+    """A robust_heavy run's card must not claim robust's ranges (it did before: one sentence for every preset)."""
+    import json
+    from pathlib import Path
+
+    from training.model_card import render_model_card
+    from training.transforms import AUGMENTATION_SUMMARY, TRAINING_PRESETS
+
+    assert set(AUGMENTATION_SUMMARY) == set(TRAINING_PRESETS)
+    folder = Path(__file__).resolve().parents[1] / "models" / "deepfake-detector-effnet-lite0"
+    metrics, config, model_config = (json.loads((folder / name).read_text()) for name in ("metrics.json", "training_config.json", "config.json"))
+    heavy = render_model_card(metrics, config | {"preset": "robust_heavy"}, model_config)
+    robust = render_model_card(metrics, config | {"preset": "robust"}, model_config)
+    assert "JPEG quality 30-95" in heavy and "JPEG quality 40-95" not in heavy
+    assert "JPEG quality 40-95" in robust and "sigma up to 3.2" not in robust

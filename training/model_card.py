@@ -213,6 +213,12 @@ def _recipe_flags(config: dict) -> str:
     return " ".join(flags)
 
 
+def _augmentation(preset: str | None) -> str:
+    from training.transforms import AUGMENTATION_SUMMARY
+
+    return AUGMENTATION_SUMMARY.get(preset or "", "its own augmentation (see `training/transforms.py`)")
+
+
 def _recipe_sentence(config: dict) -> str:
     parts = []
     if config.get("freeze_blocks", -1) >= 0:
@@ -321,8 +327,8 @@ CelebA/CelebA-HQ/FFHQ-derived images are **non-commercial research data**. Split
 face is in two splits.
 
 Preprocessing, identical in training and in the app: square crop, **canonical 128 px (area resize) and a JPEG q75 round
-trip** for every image of both classes, then the model's input size. Training preset `{config.get('preset')}` adds random
-crop, flips/rotations, blur/sharpen/down-up-scaling, colour jitter, noise and random JPEG quality 40-95 to both classes.
+trip** for every image of both classes, then the model's input size. Training preset `{config.get('preset')}` adds
+{_augmentation(config.get('preset'))} to both classes.
 Class and source imbalance: a weighted sampler draws each label half the time and weights sources within a label by
 sqrt(size) (no loss weights).{_recipe_sentence(config)}
 

@@ -156,6 +156,17 @@ def robust_preset(data_config: dict, canonical_input: bool = False, heavy: bool 
     )
 
 
+# What each training preset adds on top of the face, in words for the model card (keep beside the pipelines above).
+AUGMENTATION_SUMMARY = {
+    "seed": "facial-feature blackout, rotation up to 30 degrees or flips, JPEG quality 50-95, blur and noise, colour "
+    "jitter, shear, zoom and shifts (on the stored pixels, not the canonical face)",
+    "robust": "random crop (70-100% of the area), flips/rotations, blur (sigma up to 2)/sharpen/down-up-scaling (to 35%), "
+    "colour jitter, noise and random JPEG quality 40-95",
+    "robust_heavy": "random crop (45-100% of the area), flips/rotations (more often), blur (sigma up to 3.2)/sharpen/"
+    "down-up-scaling (to 30%) on 75% of draws, colour jitter, noise and random JPEG quality 30-95",
+}
+
+
 def eval_preset(data_config: dict, canonical_input: bool = False) -> A.Compose:
     """Deterministic; identical to `deepfake_detector.preprocess.eval_tensor`, which the app uses."""
     _, height, width = data_config["input_size"]

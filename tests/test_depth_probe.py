@@ -66,6 +66,10 @@ def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
     for results in report["rows"].values():
         assert [r["holdout"] for r in results] == ["sd21", "ffhq"]
         assert all(0.0 <= depth_probe.held_out_auc(r) <= 1.0 for r in results)
+    from PIL import Image
+
+    with Image.open(tmp_path / "probe" / "depth_probe.png") as plot:  # the plot people look at instead of the table
+        assert plot.format == "PNG" and plot.width > 400
     table = (tmp_path / "probe" / "depth_probe.md").read_text()
     assert "| block3 |" in table and "| sd21 | ffhq |" in table
     saved = (tmp_path / "probe" / "train.npz").stat().st_mtime_ns

@@ -10,7 +10,8 @@ rows, then scored exactly as `training.generalization` scores a retrained model 
 the in-distribution test counterpart). It costs minutes where a leave-one-source-out training costs an hour, and it
 separates two explanations of a failed hold-out: if no depth of a frozen backbone generalises either, the corpus
 (which source is the only one of its look), not the fine-tuning, makes the hold-out fail.
-Writes OUTPUT_DIR/depth_probe.json and depth_probe.md; the pooled features are kept as OUTPUT_DIR/<split>.npz.
+Writes OUTPUT_DIR/depth_probe.json, depth_probe.md and depth_probe.png (held-out AUC by depth); the pooled features
+are kept as OUTPUT_DIR/<split>.npz.
 """
 
 from __future__ import annotations
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
               "project_out": args.project_out or None, "rows": rows}
     (output / "depth_probe.json").write_text(json.dumps(report, indent=2))
     (output / "depth_probe.md").write_text(render_table(rows, args.model, variant))
+    from training.plots import plot_holdout_auc_by_depth
+
+    plot_holdout_auc_by_depth(rows, output / "depth_probe.png", f"Frozen {args.model} probes" + (f" ({variant})" if variant else ""))
     print(render_table(rows, args.model, variant))
     return 0
 

@@ -169,3 +169,27 @@ def write_plots(output_dir: str | Path, metrics: dict, predictions: pd.DataFrame
         curves = {"uncalibrated softmax": sigmoid(clean["logit_margin"].to_numpy()), "displayed (calibrated)": clean["fake_probability"].to_numpy()}
         written.append(plot_reliability(labels, curves, output / "reliability.png", title=f"Reliability, {len(clean)} images"))
     return written
+
+
+def plot_holdout_auc_by_depth(rows: dict[str, list[dict]], path: str | Path, title: str = "Held-out ROC AUC by depth",
+                              target: float = 0.8) -> Path:
+    """One line per held-out source across feature depths (`training.depth_probe` rows: {depth: [result per
+    hold-out]}), with chance (0.5) and the target AUC drawn: below the dashed line a hold-out is ranked the wrong way."""
+    depths = list(rows)
+    holdouts = [result["holdout"] for result in rows[depths[0]]]
+    figure, axis = plt.subplots(figsize=(6.4, 3.8))
+    for index, holdout in enumerate(holdouts):
+        values = [rows[depth][index].get("held_out_roc_auc", rows[depth][index].get("held_out_roc_auc_vs_test_counterpart")) for depth in depths]
+        axis.plot(depths, values, marker="o", label=holdout)
+    in_distribution = [rows[depth][0].get("all_sources_test_roc_auc") for depth in depths]
+    if all(value is not None for value in in_distribution):
+        axis.plot(depths, in_distribution, color="black", linewidth=2, label="in distribution")
+    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    axis.axhline(target, color="green", linestyle=":", linewidth=1)
+    axis.text(len(depths) - 1, 0.5, "chance", ha="right", va="bottom", color="grey", fontsize=8)
+    axis.text(len(depths) - 1, target, f"target {target}", ha="right", va="bottom", color="green", fontsize=8)
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("ROC AUC")
+    axis.set_title(title)
+    axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return _save(figure, Path(path))

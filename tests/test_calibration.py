@@ -98,6 +98,20 @@ def test_operating_point_keeps_false_fakes_under_the_rate():
     assert point["validation_missed_fake_rate"] == pytest.approx(np.mean(fake < 0.5 - band))
 
 
+def test_a_missed_fake_bound_widens_the_band_until_both_rates_hold():
+    rng = np.random.default_rng(4)
+    real = rng.beta(2, 5, 1000)
+    fake = rng.beta(3, 2, 3000)  # fakes spread lower than reals are high: the fake side needs the wider band
+    probability, labels = np.concatenate([real, fake]), np.concatenate([np.zeros(1000), np.ones(3000)]).astype(int)
+    reals_only = operating_point(probability, labels, max_false_fake=0.05)
+    both = operating_point(probability, labels, max_false_fake=0.05, max_missed_fake=0.05)
+    assert "max_missed_fake_rate" not in reals_only and both["max_missed_fake_rate"] == 0.05
+    assert reals_only["validation_missed_fake_rate"] > 0.05  # the shipped rule leaves the fake side unbounded
+    assert both["uncertain_band"] > reals_only["uncertain_band"] and both["target_met_on_validation"]
+    assert np.mean(fake < 0.5 - both["uncertain_band"]) <= 0.05 and np.mean(real >= 0.5 + both["uncertain_band"]) <= 0.05
+    assert np.mean(fake < 0.5 - both["uncertain_band"] + 0.005) > 0.05  # the narrowest band that holds both
+
+
 @pytest.fixture(scope="module")
 def tiny_folders(tmp_path_factory):
     """The same tiny network saved twice: an old-style folder (temperature + threshold only) and a Platt one."""
@@ -193,3 +207,25 @@ def test_the_bundled_model_is_calibrated_for_a_readable_probability(model_dir):
     assert config["threshold"] == 0.5 and calibration["method"] in ("platt", "isotonic")
     assert 0 < config["uncertain_band"] < 0.5 and config["uncertain_band"] == calibration["uncertain_band"]
     assert calibration["validation_false_fake_rate"] <= calibration["max_false_fake_rate"]
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+def test_dry_run_prints_the_operating_point_and_changes_no_file(tiny_folders, tmp_path_factory, tmp_path, capsys):
+    import shutil
+
+    from conftest import build_small_dataset
+
+    from training import calibration
+
+    dataset = build_small_dataset(tmp_path_factory, (("real", "ffhq"), ("fake", "stargan")), 8, "--no_detect_faces")
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folders[1], folder)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    capsys.readouterr()  # the builder's own output
+    assert calibration.main(["--model_dir", str(folder), "--dataset", str(dataset), "--dry_run", "--max_missed_fake", "0.05"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["max_missed_fake_rate"] == 0.05 and 0.0 <= printed["uncertain_band"] <= 0.45
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    for bad in (["--max_missed_fake", "5"], ["--max_false_fake", "-0.1"], ["--dry_run", "--evaluate"]):
+        with pytest.raises(SystemExit):
+            calibration.main(["--model_dir", str(folder), "--dataset", str(dataset), *bad])

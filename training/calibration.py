@@ -13,7 +13,8 @@ the crop whole (measured on validation: correlation 0.91 of the margins, mean ab
    puts the balanced decision point at P(fake) = 0.5, so the decision threshold is 0.5 on the displayed probability
    (temperature scaling, used before, cannot move the decision point: its threshold sat at 0.305).
 2. The Uncertain band around 0.5, the narrowest for which at most `MAX_FALSE_FAKE` of the real validation faces get
-   the verdict Fake (a real photo called fake is the error a public demo can least afford).
+   the verdict Fake (a real photo called fake is the error a public demo can least afford). `--max_missed_fake`
+   bounds the fakes called Real as well (opt-in: a wider band, more Uncertain verdicts); `--dry_run` only prints.
 
     python -m training.calibration --model_dir models/NAME --dataset data/faces-dataset [--evaluate]
 """
@@ -171,15 +172,20 @@ def cross_validate_methods(margins: np.ndarray, labels: np.ndarray, folds: int =
     return result
 
 
-def operating_point(probability: np.ndarray, labels: np.ndarray, max_false_fake: float = MAX_FALSE_FAKE, threshold: float = DECISION_THRESHOLD) -> dict:
-    """The narrowest Uncertain band around `threshold` with at most `max_false_fake` of the real faces called Fake.
+def operating_point(
+    probability: np.ndarray, labels: np.ndarray, max_false_fake: float = MAX_FALSE_FAKE, threshold: float = DECISION_THRESHOLD,
+    max_missed_fake: float | None = None,
+) -> dict:
+    """The narrowest Uncertain band around `threshold` with at most `max_false_fake` of the real faces called Fake
+    and, if `max_missed_fake` is given, at most that share of the fake faces called Real.
 
     Verdicts: Fake from threshold + band up, Real below threshold - band, Uncertain between (`verdict_for`)."""
     probability, labels = np.asarray(probability, dtype=np.float64), np.asarray(labels).astype(int)
     real, fake = probability[labels == 0], probability[labels == 1]
     chosen = None
     for band in BAND_GRID:
-        if (real >= threshold + band).mean() <= max_false_fake:
+        missed_ok = max_missed_fake is None or not len(fake) or (fake < threshold - band).mean() <= max_missed_fake
+        if (real >= threshold + band).mean() <= max_false_fake and missed_ok:
             chosen = float(band)
             break
     met = chosen is not None
@@ -188,6 +194,7 @@ def operating_point(probability: np.ndarray, labels: np.ndarray, max_false_fake:
         "threshold": threshold,
         "uncertain_band": band,
         "max_false_fake_rate": max_false_fake,
+        **({"max_missed_fake_rate": max_missed_fake} if max_missed_fake is not None else {}),
         "target_met_on_validation": met,
         "validation_false_fake_rate": float((real >= threshold + band).mean()) if len(real) else None,
         "validation_real_uncertain_rate": float(((real >= threshold - band) & (real < threshold + band)).mean()) if len(real) else None,
@@ -196,7 +203,10 @@ def operating_point(probability: np.ndarray, labels: np.ndarray, max_false_fake:
     }
 
 
-def calibrate(margins: np.ndarray, labels: np.ndarray, method: str = "auto", max_false_fake: float = MAX_FALSE_FAKE) -> dict:
+def calibrate(
+    margins: np.ndarray, labels: np.ndarray, method: str = "auto", max_false_fake: float = MAX_FALSE_FAKE,
+    max_missed_fake: float | None = None,
+) -> dict:
     """Calibration map, threshold 0.5 and Uncertain band from validation margins (n,) and labels (n,).
 
     margins: logit(fake) - logit(real) per image (`deepfake_detector.model.fake_margin` of (n, 2) logits).
@@ -222,7 +232,7 @@ def calibrate(margins: np.ndarray, labels: np.ndarray, method: str = "auto", max
             "validation_ece_after": expected_calibration_error(calibrated, labels),
             "validation_balanced_threshold_after": fit_threshold(calibrated, labels),
             "validation_images": int(len(labels)),
-            **operating_point(calibrated, labels, max_false_fake=max_false_fake),
+            **operating_point(calibrated, labels, max_false_fake=max_false_fake, max_missed_fake=max_missed_fake),
         }
     )
     return block
@@ -254,7 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="auto", choices=["auto", "platt", "isotonic"], help="auto: by cross-validation on validation")
     parser.add_argument("--evaluate", action="store_true", help="re-evaluate the test split (with ICIAP perturbations) and re-render the card")
     parser.add_argument("--perturbation_sample", type=int, default=None, help="with --evaluate: perturb a seeded sample of N test images")
+    parser.add_argument("--max_false_fake", type=float, default=MAX_FALSE_FAKE, help="at most this share of validation reals called Fake")
+    parser.add_argument(
+        "--max_missed_fake", type=float, default=None,
+        help="also at most this share of validation fakes called Real (default: unbounded, the shipped rule)",
+    )
+    parser.add_argument("--dry_run", action="store_true", help="print the calibration and operating point; change no file")
     args = parser.parse_args(argv)
+    for name in ("max_false_fake", "max_missed_fake"):
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            parser.error(f"--{name} must be a share between 0 and 1, got {value}")
+    if args.dry_run and args.evaluate:
+        parser.error("--dry_run changes no file; it cannot --evaluate")
 
     import json
     from pathlib import Path
@@ -266,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_built_dataset(args.dataset)
     detector = load_detector(args.model_dir)
     previous = {key: detector.config.get(key) for key in ("threshold", "temperature", "uncertain_band", "calibration")}
-    result = calibrate(*app_path_margins(detector, dataset["validation"]), method=args.method)
-    update_config(args.model_dir, **config_values(result))
+    result = calibrate(
+        *app_path_margins(detector, dataset["validation"]), method=args.method, max_false_fake=args.max_false_fake,
+        max_missed_fake=args.max_missed_fake,
+    )
     print(json.dumps(result, indent=2))
+    if args.dry_run:
+        return 0
+    update_config(args.model_dir, **config_values(result))
     if args.evaluate:
         from training.evaluate import evaluate_records, records_from_dataset, write_outputs
         from training.model_card import write_model_card

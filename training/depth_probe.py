@@ -229,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     (output / "depth_probe.md").write_text(render_table(rows, args.model, variant))
     from training.plots import plot_holdout_auc_by_depth
 
-    plot_holdout_auc_by_depth(rows, output / "depth_probe.png", f"Frozen {args.model} probes" + (f" ({variant})" if variant else ""))
+    plot_holdout_auc_by_depth(
+        {key: {r["holdout"]: held_out_auc(r) for r in results} for key, results in rows.items()},
+        output / "depth_probe.png",
+        f"Frozen {args.model} probes" + (f" ({variant})" if variant else ""),
+        in_distribution={key: results[0]["all_sources_test_roc_auc"] for key, results in rows.items()},
+    )
     print(render_table(rows, args.model, variant))
     return 0
 

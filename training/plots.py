@@ -171,19 +171,17 @@ def write_plots(output_dir: str | Path, metrics: dict, predictions: pd.DataFrame
     return written
 
 
-def plot_holdout_auc_by_depth(rows: dict[str, list[dict]], path: str | Path, title: str = "Held-out ROC AUC by depth",
-                              target: float = 0.8) -> Path:
-    """One line per held-out source across feature depths (`training.depth_probe` rows: {depth: [result per
-    hold-out]}), with chance (0.5) and the target AUC drawn: below the dashed line a hold-out is ranked the wrong way."""
-    depths = list(rows)
-    holdouts = [result["holdout"] for result in rows[depths[0]]]
+def plot_holdout_auc_by_depth(aucs: dict[str, dict[str, float]], path: str | Path, title: str = "Held-out ROC AUC by depth",
+                              in_distribution: dict[str, float] | None = None, target: float = 0.8) -> Path:
+    """One line per held-out source across feature depths (`aucs`: {depth: {hold-out: AUC}}, depths in order) and,
+    if given, the in-distribution AUC per depth, with chance (0.5) and the target AUC drawn: below the dashed line a
+    hold-out is ranked the wrong way."""
+    depths = list(aucs)
     figure, axis = plt.subplots(figsize=(6.4, 3.8))
-    for index, holdout in enumerate(holdouts):
-        values = [rows[depth][index].get("held_out_roc_auc", rows[depth][index].get("held_out_roc_auc_vs_test_counterpart")) for depth in depths]
-        axis.plot(depths, values, marker="o", label=holdout)
-    in_distribution = [rows[depth][0].get("all_sources_test_roc_auc") for depth in depths]
-    if all(value is not None for value in in_distribution):
-        axis.plot(depths, in_distribution, color="black", linewidth=2, label="in distribution")
+    for holdout in aucs[depths[0]]:
+        axis.plot(depths, [aucs[depth][holdout] for depth in depths], marker="o", label=holdout)
+    if in_distribution:
+        axis.plot(depths, [in_distribution[depth] for depth in depths], color="black", linewidth=2, label="in distribution")
     axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     axis.axhline(target, color="green", linestyle=":", linewidth=1)
     axis.text(len(depths) - 1, 0.5, "chance", ha="right", va="bottom", color="grey", fontsize=8)

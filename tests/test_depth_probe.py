@@ -8,7 +8,7 @@ import numpy as np
 from conftest import build_small_dataset, needs_corpus
 from datasets import Dataset, DatasetDict
 
-from training import depth_probe
+from training import depth_probe, generalization
 
 # (source, label, look) per row block: "look" is what a source's images share beyond real/fake (resolution, content).
 ROWS = [("ffhq", 0, 1.0), ("celeba", 0, 0.0), ("stargan", 1, 0.0), ("tpdne", 1, 1.0)]
@@ -65,7 +65,7 @@ def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
     assert list(report["rows"]) == [f"block{i}" for i in range(7)] + ["head"]
     for results in report["rows"].values():
         assert [r["holdout"] for r in results] == ["sd21", "ffhq"]
-        assert all(0.0 <= depth_probe.held_out_auc(r) <= 1.0 for r in results)
+        assert all(0.0 <= generalization.held_out_auc(r) <= 1.0 for r in results)
     from PIL import Image
 
     with Image.open(tmp_path / "probe" / "depth_probe.png") as plot:  # the plot people look at instead of the table

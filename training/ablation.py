@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from training.evaluate import CLEAN, worst_perturbation  # CLEAN: the perturbation name of unprocessed images
+from training.generalization import held_out_auc
 
 PHOTO_SETS = ("photos-test", "photos-validation", "photos-all")
 LOSO_SOURCES = ("stargan", "attgan", "tpdne", "sd21", "ffhq", ">=512 px")
@@ -123,7 +124,7 @@ def collect(name: str, model_folder: Path, eval_folder: Path) -> dict:
         measured = _read(eval_folder / photo_set)
         row[photo_set] = photo_numbers(measured[1]) if measured else None
     loso = eval_folder / "loso" / "generalization.json"
-    row["loso"] = {r["holdout"]: r.get("held_out_roc_auc", r.get("held_out_roc_auc_vs_test_counterpart")) for r in json.loads(loso.read_text())} if loso.is_file() else None
+    row["loso"] = {r["holdout"]: held_out_auc(r) for r in json.loads(loso.read_text())} if loso.is_file() else None
     speed = eval_folder / "benchmark.json"
     row["speed"] = json.loads(speed.read_text()) if speed.is_file() else None
     history = row["recipe"] and _history(model_folder)

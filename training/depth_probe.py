@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from training.generalization import held_out_mask, parse_holdout, score
+from training.generalization import held_out_auc, held_out_mask, parse_holdout, score
 
 SPLITS = ("train", "validation", "test")
 
@@ -137,10 +137,6 @@ def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: 
         return probabilities, np.asarray(split["label"])[indices]
 
     return score(SimpleNamespace(threshold=0.5), dataset, name, sources, scorer)
-
-
-def held_out_auc(result: dict) -> float:
-    return result.get("held_out_roc_auc", result.get("held_out_roc_auc_vs_test_counterpart"))
 
 
 def render_table(rows: dict[str, list[dict]], model_name: str, variant: str = "") -> str:

@@ -111,6 +111,12 @@ def score(detector, dataset, name: str, sources: list[str], scorer=None) -> dict
     return result
 
 
+def held_out_auc(result: dict) -> float | None:
+    """A `score` result's held-out ROC AUC: among the held-out images when they hold both classes, else against the
+    in-distribution test images of the other class."""
+    return result.get("held_out_roc_auc", result.get("held_out_roc_auc_vs_test_counterpart"))
+
+
 def render_table(results: list[dict], title: str = "Generalisation: held-out sources and resolutions") -> str:
     def f(value) -> str:
         return "n/a" if value is None else f"{value:.3f}"
@@ -127,7 +133,7 @@ def render_table(results: list[dict], title: str = "Generalisation: held-out sou
     ]
     for r in results:
         accuracy = r.get("held_out_balanced_accuracy", r.get("held_out_accuracy"))
-        auc = r.get("held_out_roc_auc", r.get("held_out_roc_auc_vs_test_counterpart"))
+        auc = held_out_auc(r)
         kind = " (balanced)" if "held_out_balanced_accuracy" in r else ""
         auc_kind = "" if "held_out_roc_auc" in r else " (vs test counterpart)"
         lines.append(

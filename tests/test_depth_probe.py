@@ -86,6 +86,26 @@ def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
     assert "(faces shrunk to 48 px)" in (tmp_path / "probe" / "depth_probe.md").read_text()
 
 
+@needs_corpus
+def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
+    from test_clip_features import tower
+
+    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
+    dataset_dir = build_small_dataset(tmp_path_factory, sources, 12, "--no_detect_faces")
+    argv = ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "probe"),
+            "--holdout", "sd21", "--holdout", "ffhq"]
+    assert depth_probe.main(argv) == 0
+    cnn_rows = len(np.load(tmp_path / "probe" / "train.npz")["block0"])
+    # the same output folder, another backbone: the CNN's saved features must not be read as CLIP's
+    assert depth_probe.main(argv + ["--clip_onnx", str(tower(tmp_path / "tower.onnx", layers=2))]) == 0
+    report = json.loads((tmp_path / "probe" / "depth_probe.json").read_text())
+    assert report["model"].startswith("CLIP") and list(report["rows"]) == ["layer0", "layer1", "cls_all"]
+    saved = np.load(tmp_path / "probe" / "train.npz")
+    assert "block0" not in saved and saved["layer0"].shape == (cnn_rows, 2 * 224)
+    assert all(0.0 <= generalization.held_out_auc(r) <= 1.0 for results in report["rows"].values() for r in results)
+    assert "| cls_all |" in (tmp_path / "probe" / "depth_probe.md").read_text()
+
+
 def test_nullspace_projection_removes_a_nuisance_and_keeps_what_is_independent_of_it():
     rng = np.random.default_rng(1)
     nuisance = rng.integers(0, 3, size=600)

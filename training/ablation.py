@@ -97,6 +97,12 @@ def recipe(model_folder: Path) -> dict:
 def recipe_line(config: dict) -> str:
     if not config:
         return "no training_config.json"
+    if config.get("recipe") == "clip_probe":
+        return (
+            f"frozen `{config['model']}` from `{config['clip_weights']}`, first {config['depth']} layers at {config['input_size']} px, "
+            f"linear head on the {config['features']} ({config['head']}), data `{config['dataset']}` ({config['train_images']} train faces, "
+            "no augmentation)"
+        )
     parts = [f"`{config.get('model')}`", f"data `{config.get('dataset')}`", f"preset {config.get('preset')}"]
     finetune = config.get("finetune")
     if finetune:

@@ -10,12 +10,7 @@ import numpy as np
 import pytest
 from conftest import build_small_dataset, needs_corpus
 
-from training import clip_probe, convert_clip, generalization
-
-
-@pytest.fixture(scope="module")
-def clip_weights(tmp_path_factory):
-    return convert_clip.convert(convert_clip.shipped_onnx_path(), tmp_path_factory.mktemp("clip") / "clip.safetensors")
+from training import clip_probe, generalization
 
 
 def test_set_head_makes_the_margin_the_probe_decision():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from conftest import build_small_dataset, needs_corpus
 from datasets import Dataset, DatasetDict
 
@@ -54,12 +55,21 @@ def test_a_feature_that_carries_only_the_look_fails_the_held_out_source():
     assert depth_probe.all_sources_auc(_features(dataset, "look"), dataset) > 0.8  # tpdne vs ffhq stays a coin flip
 
 
-@needs_corpus
-def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
     sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
-    dataset_dir = build_small_dataset(tmp_path_factory, sources, 12, "--no_detect_faces")
-    argv = ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "probe"),
+    return build_small_dataset(tmp_path_factory, sources, 12, "--no_detect_faces")
+
+
+def probe_argv(dataset_dir, tmp_path) -> list[str]:
+    """depth_probe's arguments for the small corpus dataset, holding out SD 2.1 and FFHQ, writing under tmp_path."""
+    return ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "probe"),
             "--holdout", "sd21", "--holdout", "ffhq"]
+
+
+@needs_corpus
+def test_depth_probe_end_to_end_on_corpus_faces(small_dataset, tmp_path):
+    argv = probe_argv(small_dataset, tmp_path)
     assert depth_probe.main(argv) == 0
     report = json.loads((tmp_path / "probe" / "depth_probe.json").read_text())
     assert list(report["rows"]) == [f"block{i}" for i in range(7)] + ["head"]
@@ -87,13 +97,10 @@ def test_depth_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
 
 
 @needs_corpus
-def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path):
+def test_clip_probe_end_to_end_on_corpus_faces(small_dataset, tmp_path):
     from test_clip_features import tower
 
-    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
-    dataset_dir = build_small_dataset(tmp_path_factory, sources, 12, "--no_detect_faces")
-    argv = ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "probe"),
-            "--holdout", "sd21", "--holdout", "ffhq"]
+    argv = probe_argv(small_dataset, tmp_path)
     assert depth_probe.main(argv) == 0
     cnn_rows = len(np.load(tmp_path / "probe" / "train.npz")["block0"])
     # the same output folder, another backbone: the CNN's saved features must not be read as CLIP's

@@ -61,3 +61,5 @@ def test_bad_depth_and_size_are_refused(tmp_path):
         clip_probe.main(["--dataset", "x", "--face_cache", "x", "--clip_weights", "x", "--depth", "13", "--output_dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="16-px patch"):
         clip_probe.main(["--dataset", "x", "--face_cache", "x", "--clip_weights", "x", "--input_size", "120", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="convert_clip"):
+        clip_probe.main(["--dataset", "x", "--face_cache", "x", "--clip_weights", str(tmp_path / "none.safetensors"), "--output_dir", str(tmp_path)])

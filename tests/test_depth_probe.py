@@ -146,3 +146,13 @@ def test_project_out_look_uses_only_the_training_rows_it_is_given():
     probe = LogisticRegression(max_iter=1000).fit(projected["train"][keep], depth_probe.NUISANCES["look"](dataset["train"])[keep])
     assert probe.score(projected["test"], looks) < 0.8
     assert LogisticRegression(max_iter=1000).fit(features["train"][keep], looks[keep]).score(features["test"], looks) > 0.95
+
+
+def test_a_missing_or_doubled_clip_backbone_is_refused(tmp_path):
+    base = ["--dataset", "x", "--face_cache", "x", "--output_dir", str(tmp_path), "--holdout", "sd21"]
+    with pytest.raises(SystemExit, match="no such file"):
+        depth_probe.main(base + ["--clip_onnx", str(tmp_path / "missing.onnx")])
+    (tmp_path / "a.onnx").write_bytes(b"x")
+    (tmp_path / "b.safetensors").write_bytes(b"x")
+    with pytest.raises(SystemExit, match="give one"):
+        depth_probe.main(base + ["--clip_onnx", str(tmp_path / "a.onnx"), "--clip_weights", str(tmp_path / "b.safetensors")])

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--depth must be 1-12 (ViT-B/16 has 12 layers), got {args.depth}")
     if args.input_size % 16:
         raise SystemExit(f"--input_size must be a multiple of the 16-px patch, got {args.input_size}")
+    if not Path(args.clip_weights).is_file():
+        raise SystemExit(f"--clip_weights {args.clip_weights}: no such file; make it with python -m training.convert_clip --output PATH")
     from training import face_cache
     from training.data import load_built_dataset
     from training.hub import save_model_folder

@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for flag in ("clip_onnx", "clip_weights"):
+        if getattr(args, flag) and not Path(getattr(args, flag)).is_file():
+            raise SystemExit(f"--{flag} {getattr(args, flag)}: no such file")
+    if args.clip_onnx and args.clip_weights:
+        raise SystemExit("--clip_onnx and --clip_weights each choose the backbone: give one")
     import timm
 
     from deepfake_detector.preprocess import canonicalize

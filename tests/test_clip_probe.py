@@ -30,12 +30,13 @@ def test_set_head_makes_the_margin_the_probe_decision():
 
 
 @needs_corpus
-def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path, clip_weights):
+@pytest.mark.parametrize("pool", ["mean", "token"])
+def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path, clip_weights, pool):
     sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
     dataset_dir = build_small_dataset(tmp_path_factory, sources, 16, "--no_detect_faces")
     output = tmp_path / "clip-d1"
     argv = ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--clip_weights", str(clip_weights),
-            "--depth", "1", "--output_dir", str(output), "--holdout", "sd21"]
+            "--depth", "1", "--pool", pool, "--output_dir", str(output), "--holdout", "sd21"]
     assert clip_probe.main(argv) == 0
     from deepfake_detector.model import load_detector
     from deepfake_detector.predict import predict
@@ -44,7 +45,8 @@ def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path, clip_
     assert len(detector.net.blocks) == 1 and detector.data_config["input_size"] == (3, 128, 128)
     assert detector.config["calibration"] and 0.0 < detector.threshold < 1.0  # calibrated on validation
     recipe = json.loads((output / "training_config.json").read_text())
-    assert recipe["recipe"] == "clip_probe" and recipe["depth"] == 1
+    assert recipe["recipe"] == "clip_probe" and recipe["depth"] == 1 and recipe["pool"] == pool
+    assert detector.net.global_pool == {"mean": "avg", "token": "token"}[pool]
     (loso,) = json.loads((output / "loso.json").read_text())
     assert loso["holdout"] == "sd21" and 0.0 <= generalization.held_out_auc(loso) <= 1.0
     from deepfake_detector.images import load_rgb_array

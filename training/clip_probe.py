@@ -6,7 +6,7 @@
 
 The tower (`training.convert_clip`) is cut after `--depth` encoder layers and reads the 128-px canonical face as it is
 (8 x 8 patches, position embeddings resampled by timm). The head is a class-balanced logistic regression on the
-normalised class token, fitted on the train split's cached faces (no augmentation: nothing is trained but the head),
+mean patch token of the last kept layer (`--pool mean`; or the normalised class token, `--pool token`), fitted on the train split's cached faces (no augmentation: nothing is trained but the head),
 then written into timm's own `head` so the folder loads, explains (Grad-CAM) and calibrates like every other model.
 Every `--holdout` refits the head without that source and scores it as `training.generalization` does: the
 leave-one-source-out numbers of this very recipe (`loso.json`, the format `training.ablation` reads). Then the usual
@@ -26,13 +26,22 @@ from training.convert_clip import ARCHITECTURE
 from training.depth_probe import SPLITS, fit_probe, probe_holdout
 from training.generalization import held_out_auc, parse_holdout
 
-def build_tower(weights: str | Path, depth: int, input_size: int):
-    """The converted CLIP tower cut after `depth` layers, at `input_size` px, with a fresh 2-class head."""
+# What the head reads. "mean": the mean of the patch tokens of the last kept layer, no final norm (the probes' better
+# half: reports/generalization/clip-token-vs-mean.json); "token": the class token after the final layer norm.
+POOLS = {
+    "mean": ({"global_pool": "avg", "final_norm": False, "fc_norm": False}, "mean patch token of the last kept layer"),
+    "token": ({"global_pool": "token"}, "class token after the final layer norm"),
+}
+
+
+def build_tower(weights: str | Path, depth: int, input_size: int, pool: str = "mean"):
+    """The converted CLIP tower cut after `depth` layers, at `input_size` px, pooled by `pool` (POOLS), with a fresh
+    2-class head."""
     import timm
 
     return timm.create_model(
         ARCHITECTURE, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=2, depth=depth,
-        img_size=input_size, global_pool="token",
+        img_size=input_size, **POOLS[pool][0],
     ).eval()
 
 
@@ -75,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clip_weights", required=True, help="training.convert_clip's safetensors file")
     parser.add_argument("--depth", type=int, default=6, help="encoder layers kept (the probes: layers 4-7 generalise best)")
     parser.add_argument("--input_size", type=int, default=128, help="px the tower reads (128: the canonical face as it is)")
+    parser.add_argument("--pool", choices=sorted(POOLS), default="mean", help="what the head reads (see POOLS)")
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", default=[], help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument("--no_calibration", action="store_true", help="leave threshold 0.5 and no calibration map")
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     dataset = load_built_dataset(args.dataset)
-    model = build_tower(args.clip_weights, args.depth, args.input_size)
+    model = build_tower(args.clip_weights, args.depth, args.input_size, args.pool)
     features = {split: head_features(model, face_cache.build(dataset[split], Path(args.face_cache), split)[0]) for split in SPLITS}
     labels = np.asarray(dataset["train"]["label"])
 
@@ -109,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     save_model_folder(
         model, output, input_size=args.input_size,
         extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False},
-        model_args={"depth": args.depth, "img_size": args.input_size, "global_pool": "token"},
+        model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
         "depth": args.depth, "input_size": args.input_size, "head": "training.depth_probe.fit_probe: standardised, class-balanced logistic regression, C=0.1",
-        "features": "class token after the final layer norm", "train_images": int(len(labels)), "output_dir": str(output),
+        "pool": args.pool, "features": POOLS[args.pool][1], "train_images": int(len(labels)), "output_dir": str(output),
     }
     (output / "training_config.json").write_text(json.dumps(recipe, indent=2))
     (output / "loso.json").write_text(json.dumps(loso, indent=2))

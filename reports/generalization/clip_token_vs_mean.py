@@ -1,4 +1,4 @@
-"""Class token vs mean patch token of CLIP layers 5 and 6 under the same hold-outs (clip-token-vs-mean.json).
+"""Class token vs mean patch token of CLIP layers 4, 5 and 6 under the same hold-outs (clip-token-vs-mean.json).
 
 Reads the features `training.depth_probe --clip_onnx ... --output_dir runs/depth-probe-clip` saved (each layer:
 class token then mean patch token, 768 + 768) and scores each half with depth_probe's own probe. From the repo root:
@@ -11,7 +11,7 @@ from training.generalization import parse_holdout, held_out_auc
 ds = load_built_dataset('data/faces-dataset-v2')
 npz = {s: np.load(f'runs/depth-probe-clip/{s}.npz') for s in SPLITS}
 out = {}
-for layer in ('layer5', 'layer6'):
+for layer in ('layer4', 'layer5', 'layer6'):
     for part, sl in (('cls', slice(0, 768)), ('mean', slice(768, 1536))):
         f = {s: npz[s][layer][:, sl] for s in SPLITS}
         key = f'{layer}-{part}'

@@ -191,6 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def feature_extractor(args, output: Path):
+    """(display name, faces -> {depth: (n, d) features}) for the backbone the arguments choose."""
+    if args.clip_onnx:
+        from training.clip_features import layer_features
+
+        return "CLIP ViT-B/16 (int8 ONNX)", lambda faces: layer_features(args.clip_onnx, faces, output)
+    if args.clip_weights:
+        from training.clip_features import timm_layer_features
+
+        return f"CLIP ViT-B/16 (timm, {args.clip_size} px)", lambda faces: timm_layer_features(
+            args.clip_weights, faces, args.clip_size, args.clip_depth
+        )
+    import timm
+
+    overlay = {"file": args.pretrained_file} if args.pretrained_file else None
+    model = timm.create_model(args.model, pretrained=bool(overlay), pretrained_cfg_overlay=overlay, num_classes=0).eval()
+    data_config = timm.data.resolve_model_data_config(model) | {"input_size": (3, 128, 128)}
+    return args.model, lambda faces: pooled_block_features(model, faces, data_config)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for flag in ("clip_onnx", "clip_weights"):
@@ -198,8 +218,6 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--{flag} {getattr(args, flag)}: no such file")
     if args.clip_onnx and args.clip_weights:
         raise SystemExit("--clip_onnx and --clip_weights each choose the backbone: give one")
-    import timm
-
     from deepfake_detector.preprocess import canonicalize
     from training import face_cache
     from training.data import load_built_dataset
@@ -207,22 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     dataset = load_built_dataset(args.dataset)
-    overlay = {"file": args.pretrained_file} if args.pretrained_file else None
-    if args.clip_onnx:
-        from training.clip_features import layer_features
-
-        model_name = "CLIP ViT-B/16 (int8 ONNX)"
-        extract = lambda faces: layer_features(args.clip_onnx, faces, output)  # noqa: E731
-    elif args.clip_weights:
-        from training.clip_features import timm_layer_features
-
-        model_name = f"CLIP ViT-B/16 (timm, {args.clip_size} px)"
-        extract = lambda faces: timm_layer_features(args.clip_weights, faces, args.clip_size, args.clip_depth)  # noqa: E731
-    else:
-        model = timm.create_model(args.model, pretrained=bool(overlay), pretrained_cfg_overlay=overlay, num_classes=0).eval()
-        data_config = timm.data.resolve_model_data_config(model) | {"input_size": (3, 128, 128)}
-        model_name = args.model
-        extract = lambda faces: pooled_block_features(model, faces, data_config)  # noqa: E731
+    model_name, extract = feature_extractor(args, output)
     features: dict[str, dict[str, np.ndarray]] = {}
     for split in SPLITS:
         saved = output / f"{split}.npz"
@@ -255,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         ([f"faces shrunk to {args.canonical_size} px"] if args.canonical_size else [])
         + ([f"'{args.project_out}' projected out"] if args.project_out else [])
     )
-    report = {"model": model_name, "clip_onnx": args.clip_onnx or None, "clip_weights": args.clip_weights or None, "pretrained_file": args.pretrained_file,
-              "canonical_size": args.canonical_size or None,
+    report = {"model": model_name, "clip_onnx": args.clip_onnx or None, "clip_weights": args.clip_weights or None,
+              "pretrained_file": args.pretrained_file, "canonical_size": args.canonical_size or None,
               "project_out": args.project_out or None, "rows": rows}
     (output / "depth_probe.json").write_text(json.dumps(report, indent=2))
     (output / "depth_probe.md").write_text(render_table(rows, model_name, variant))

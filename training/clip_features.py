@@ -72,11 +72,16 @@ def layer_features(onnx_file: str | Path, faces: np.ndarray, work_dir: str | Pat
     input_name = session.get_inputs()[0].name
     collected: dict[str, list[np.ndarray]] = {}
     for start in tqdm(range(0, len(faces), batch_size), desc="CLIP layers", unit="batch"):
-        tokens = session.run(names, {input_name: to_clip_input(faces[start : start + batch_size])})
-        for index, layer in enumerate(tokens):
-            collected.setdefault(f"layer{index}", []).append(np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1))
-        collected.setdefault("cls_all", []).append(np.concatenate([layer[:, 0] for layer in tokens], 1))
+        _collect(collected, session.run(names, {input_name: to_clip_input(faces[start : start + batch_size])}))
     return {key: np.concatenate(parts).astype(np.float32) for key, parts in collected.items()}
+
+
+def _collect(collected: dict[str, list[np.ndarray]], tokens: list[np.ndarray]) -> None:
+    """Append one batch's per-layer tokens (each (b, 1 + patches, D)) as layer<i> = class token | mean patch token,
+    and cls_all = every layer's class token."""
+    for index, layer in enumerate(tokens):
+        collected.setdefault(f"layer{index}", []).append(np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1))
+    collected.setdefault("cls_all", []).append(np.concatenate([layer[:, 0] for layer in tokens], 1))
 
 
 def timm_layer_features(weights: str | Path, faces: np.ndarray, size: int = INPUT_SIZE, depth: int = 12, batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -99,10 +104,7 @@ def timm_layer_features(weights: str | Path, faces: np.ndarray, size: int = INPU
             for start in tqdm(range(0, len(faces), batch_size), desc=f"CLIP layers ({size} px)", unit="batch"):
                 outputs.clear()
                 model.forward_features(torch.from_numpy(to_clip_input(faces[start : start + batch_size], size)))
-                tokens = [output.numpy() for output in outputs]
-                for index, layer in enumerate(tokens):
-                    collected.setdefault(f"layer{index}", []).append(np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1))
-                collected.setdefault("cls_all", []).append(np.concatenate([layer[:, 0] for layer in tokens], 1))
+                _collect(collected, [output.numpy() for output in outputs])
     finally:
         for hook in hooks:
             hook.remove()

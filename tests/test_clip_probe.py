@@ -29,14 +29,26 @@ def test_set_head_makes_the_margin_the_probe_decision():
     np.testing.assert_allclose(logits[:, 1] - logits[:, 0], probe.decision_function(features), rtol=1e-4, atol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def clip_dataset(tmp_path_factory):
+    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
+    return build_small_dataset(tmp_path_factory, sources, 16, "--no_detect_faces")
+
+
+# mean: the app's framing, one augmented view, the int8 tower; token: the centred squares as they are, float.
+RECIPES = {
+    "mean": ["--app_faces", "{tmp}/app-faces", "--augmented_views", "1"],
+    "token": ["--framing", "square", "--face_cache", "{tmp}/cache", "--augmented_views", "0", "--quantize", "none"],
+}
+
+
 @needs_corpus
 @pytest.mark.parametrize("pool", ["mean", "token"])
-def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path, clip_weights, pool):
-    sources = (("real", "ffhq"), ("real", "celeba_stargan_input"), ("fake", "sd21"), ("fake", "stargan"))
-    dataset_dir = build_small_dataset(tmp_path_factory, sources, 16, "--no_detect_faces")
+def test_clip_probe_end_to_end_on_corpus_faces(clip_dataset, tmp_path, clip_weights, pool):
+    dataset_dir = clip_dataset
     output = tmp_path / "clip-d1"
-    argv = ["--dataset", str(dataset_dir), "--face_cache", str(tmp_path / "cache"), "--clip_weights", str(clip_weights),
-            "--depth", "1", "--pool", pool, "--output_dir", str(output), "--holdout", "sd21"]
+    argv = ["--dataset", str(dataset_dir), "--clip_weights", str(clip_weights), "--depth", "1", "--input_size", "128",
+            "--pool", pool, "--output_dir", str(output), "--holdout", "sd21", *(a.format(tmp=tmp_path) for a in RECIPES[pool])]
     assert clip_probe.main(argv) == 0
     from deepfake_detector.model import load_detector
     from deepfake_detector.predict import predict
@@ -46,6 +58,13 @@ def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path, clip_
     assert detector.config["calibration"] and 0.0 < detector.threshold < 1.0  # calibrated on validation
     recipe = json.loads((output / "training_config.json").read_text())
     assert recipe["recipe"] == "clip_probe" and recipe["depth"] == 1 and recipe["pool"] == pool
+    train_rows = len(load_built_dataset_rows(dataset_dir))
+    if pool == "mean":  # the head saw the train rows twice (as they are, processed) and runs on the int8 tower
+        assert recipe["framing"] == "app" and recipe["train_rows_fitted"] == 2 * train_rows
+        assert detector.config["quantization"] == "dynamic-int8" and detector.fast_net is not None
+        assert (tmp_path / "app-faces" / "train.augmented-1.npy").is_file()
+    else:
+        assert recipe["train_rows_fitted"] == train_rows and "quantization" not in detector.config and detector.fast_net is None
     assert detector.net.global_pool == {"mean": "avg", "token": "token"}[pool]
     (loso,) = json.loads((output / "loso.json").read_text())
     assert loso["holdout"] == "sd21" and 0.0 <= generalization.held_out_auc(loso) <= 1.0
@@ -56,6 +75,39 @@ def test_clip_probe_end_to_end_on_corpus_faces(tmp_path_factory, tmp_path, clip_
     result = predict(image, detector, explain=True)
     assert result.faces and 0.0 <= result.faces[0].fake_probability <= 1.0
     assert result.faces[0].heatmap is not None  # Grad-CAM through the transformer's tokens
+
+
+def load_built_dataset_rows(dataset_dir):
+    from training.data import load_built_dataset
+
+    return load_built_dataset(str(dataset_dir))["train"]
+
+
+@needs_corpus
+def test_a_shallower_tower_reuses_the_deeper_towers_cached_layers(clip_dataset, tmp_path, clip_weights):
+    """--features_dir: the int8 tower cut after 2 layers caches both layers' mean tokens; a 1-layer run reads its
+    features from there, and they are what the 1-layer int8 tower computes itself."""
+    from deepfake_detector.model import quantize_dynamic_int8
+    from training import app_faces
+
+    common = ["--dataset", str(clip_dataset), "--clip_weights", str(clip_weights), "--input_size", "128", "--app_faces",
+              str(tmp_path / "faces"), "--augmented_views", "0", "--features_dir", str(tmp_path / "features"), "--no_calibration"]
+    assert clip_probe.main(common + ["--depth", "2", "--output_dir", str(tmp_path / "d2")]) == 0
+    cached = tmp_path / "features" / "test.app-clean.{}.128px.dynamic-int8.npy".format(clip_weights.stem)
+    written = cached.stat().st_mtime_ns
+    assert clip_probe.main(common + ["--depth", "1", "--output_dir", str(tmp_path / "d1")]) == 0
+    assert cached.stat().st_mtime_ns == written and np.load(cached).shape[1] == 2  # read, not recomputed
+    faces = app_faces.build(load_built_dataset_rows(clip_dataset).select(range(4)), tmp_path / "few", "train")
+    own = clip_probe.layer_means(quantize_dynamic_int8(clip_probe.build_tower(clip_weights, 1, 128)), faces, batch_size=1)
+    deeper = clip_probe.layer_means(quantize_dynamic_int8(clip_probe.build_tower(clip_weights, 2, 128)), faces, batch_size=1)
+    np.testing.assert_array_equal(own[:, 0], deeper[:, 0])
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="--app_faces"):
+        clip_probe.main(["--dataset", "x", "--clip_weights", __file__, "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--framing app"):
+        clip_probe.main(["--dataset", "x", "--framing", "square", "--face_cache", "x", "--clip_weights", __file__, "--output_dir", str(tmp_path)])
 
 
 def test_bad_depth_and_size_are_refused(tmp_path):

@@ -1,13 +1,24 @@
 """A detector made of a frozen CLIP tower and a linear head: the recipe the CLIP probes pointed to, as a model folder.
 
-    python -m training.clip_probe --dataset data/faces-dataset-v2 --face_cache data/face-cache-v2 \
-        --clip_weights weights/vit_base_patch16_clip_quickgelu_224.safetensors --depth 6 \
-        --output_dir runs/clip-d6 --holdout sd21 --holdout ffhq --holdout tpdne --holdout attgan --holdout stargan --holdout highres
+    python -m training.clip_probe --dataset data/faces-dataset-v2 --app_faces data/app-faces-v2 \
+        --clip_weights weights/vit_base_patch16_clip_quickgelu_224.safetensors --depth 5 --input_size 224 \
+        --output_dir runs/clip-d5 --holdout sd21 --holdout ffhq --holdout tpdne --holdout attgan --holdout stargan --holdout highres
 
-The tower (`training.convert_clip`) is cut after `--depth` encoder layers and reads the 128-px canonical face as it is
-(8 x 8 patches, position embeddings resampled by timm). The head is a class-balanced logistic regression on the
-mean patch token of the last kept layer (`--pool mean`; or the normalised class token, `--pool token`), fitted on the train split's cached faces (no augmentation: nothing is trained but the head),
-then written into timm's own `head` so the folder loads, explains (Grad-CAM) and calibrates like every other model.
+The tower (`training.convert_clip`) is cut after `--depth` encoder layers and reads the canonical face at
+`--input_size` px (position embeddings resampled by timm). The head is a class-balanced logistic regression on the
+mean patch token of the last kept layer (`--pool mean`; or the normalised class token, `--pool token`), then written
+into timm's own `head` so the folder loads, explains (Grad-CAM) and calibrates like every other model.
+
+What the head is fitted on (`--framing`):
+- `app` (default): the faces `predict()` sees (`training.app_faces`: the app's detection and framing), the train split
+  once as it is and `--augmented_views` more times randomly processed (mirror, rotation, blur, rescale, crop, JPEG);
+- `square`: the centred squares of `training.face_cache`, once, unprocessed (how `clip-d6-160` was made).
+
+`--quantize dynamic-int8` (default) writes `"quantization": "dynamic-int8"` into config.json: the app classifies with
+int8 Linear layers (`deepfake_detector.model`), and the head is fitted on the features of that very int8 tower, one
+face per call, so what was fitted is what runs. Mean-token features are cached per layer in `--features_dir`: a tower
+cut after 5 layers also gives the 4-layer tower's features (its first four layers are the same modules).
+
 Every `--holdout` refits the head without that source and scores it as `training.generalization` does: the
 leave-one-source-out numbers of this very recipe (`loso.json`, the format `training.ablation` reads). Then the usual
 calibration on validation through `predict()`. Evaluate it with `training.evaluate` like any model folder.
@@ -22,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_detector.model import QUANTIZATIONS, quantize_dynamic_int8
 from training.convert_clip import ARCHITECTURE
 from training.depth_probe import SPLITS, fit_probe, probe_holdout
 from training.generalization import held_out_auc, parse_holdout
@@ -47,7 +59,34 @@ def build_tower(weights: str | Path, depth: int, input_size: int, pool: str = "m
 
 def head_features(model, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """(n, D): what the head reads (timm's pre-logits) for canonical faces (n, h, w, 3) uint8, preprocessed exactly
-    as at inference (`to_model_tensor` with the model's data config)."""
+    as at inference (`to_model_tensor` with the model's data config); `batch_size` 1 for an int8 tower."""
+    import torch
+
+    with torch.inference_mode():
+        return _over_batches(model, faces, batch_size, lambda batch: model.forward_head(model.forward_features(batch), pre_logits=True).numpy())
+
+
+def layer_means(model, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(n, depth, D): the mean patch token (class token excluded, no norm) after every kept layer; the last one is
+    what `--pool mean` reads (timm's avg pool with final_norm and fc_norm off)."""
+    import torch
+
+    outputs = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: outputs.append(out[:, model.num_prefix_tokens :].mean(1))) for block in model.blocks]
+    try:
+        with torch.inference_mode():
+            def run(batch):
+                outputs.clear()
+                model.forward_features(batch)
+                return torch.stack(outputs, dim=1).numpy()
+
+            return _over_batches(model, faces, batch_size, run)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _over_batches(model, faces: np.ndarray, batch_size: int, function) -> np.ndarray:
     import timm
     import torch
     from tqdm.auto import tqdm
@@ -57,11 +96,27 @@ def head_features(model, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
     # the registry's pretrained_cfg still says 224 px for a tower built at another size: the built size decides
     data_config = timm.data.resolve_model_data_config(model) | {"input_size": (3, *model.patch_embed.img_size)}
     parts = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(faces), batch_size), desc="frozen CLIP", unit="batch"):
-            batch = torch.stack([to_model_tensor(np.asarray(face), data_config) for face in faces[start : start + batch_size]])
-            parts.append(model.forward_head(model.forward_features(batch), pre_logits=True).numpy())
+    for start in tqdm(range(0, len(faces), batch_size), desc="frozen CLIP", unit="batch" if batch_size > 1 else "face", mininterval=10):
+        batch = torch.stack([to_model_tensor(np.asarray(face), data_config) for face in faces[start : start + batch_size]])
+        parts.append(function(batch))
     return np.concatenate(parts).astype(np.float32)
+
+
+def cached_layer_means(model, faces: np.ndarray, cache: Path, stem: str, rows_digest: str, batch_size: int) -> np.ndarray:
+    """`layer_means`, kept in `cache/<stem>.npy`; reused for a split with the same rows by any tower at least as deep
+    (`stem` must name the weights, size and quantization: the caller's job)."""
+    depth = len(model.blocks)
+    path, meta = cache / f"{stem}.npy", cache / f"{stem}.json"
+    if meta.is_file():
+        known = json.loads(meta.read_text())
+        if known["rows_digest"] == rows_digest and known["depth"] >= depth:
+            return np.load(path, mmap_mode="r")[:, :depth]
+    values = layer_means(model, faces, batch_size)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(cache / f"{stem}.partial.npy", values)
+    (cache / f"{stem}.partial.npy").replace(path)
+    meta.write_text(json.dumps({"rows_digest": rows_digest, "depth": depth, "rows": len(values)}, indent=2))
+    return values
 
 
 def set_head(model, probe) -> None:
@@ -80,26 +135,65 @@ def set_head(model, probe) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", "--data", required=True)
-    parser.add_argument("--face_cache", required=True, help="canonical-face cache folder (training.face_cache)")
+    parser.add_argument("--framing", choices=("app", "square"), default="app", help="faces as predict() frames them, or the centred squares")
+    parser.add_argument("--app_faces", help="app-framed face cache folder (training.app_faces); --framing app")
+    parser.add_argument("--face_cache", help="canonical-face cache folder (training.face_cache); --framing square")
+    parser.add_argument("--augmented_views", type=int, default=1, help="randomly processed copies of the train split (--framing app)")
     parser.add_argument("--clip_weights", required=True, help="training.convert_clip's safetensors file")
-    parser.add_argument("--depth", type=int, default=6, help="encoder layers kept (the probes: layers 4-7 generalise best)")
-    parser.add_argument("--input_size", type=int, default=128, help="px the tower reads (128: the canonical face as it is)")
+    parser.add_argument("--depth", type=int, default=5, help="encoder layers kept (the probes: layers 4-7 generalise best)")
+    parser.add_argument("--input_size", type=int, default=224, help="px the tower reads (CLIP's own 224; 128: the canonical face as it is)")
     parser.add_argument("--pool", choices=sorted(POOLS), default="mean", help="what the head reads (see POOLS)")
+    parser.add_argument("--quantize", choices=("none", *QUANTIZATIONS), default="dynamic-int8", help="how the app runs the tower")
+    parser.add_argument("--features_dir", help="where mean-token features are cached (default: the face cache folder's clip-features/)")
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", default=[], help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument("--no_calibration", action="store_true", help="leave threshold 0.5 and no calibration map")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_args(args) -> Path:
+    """Refuse what cannot run, before anything is loaded; the face cache folder."""
     if not 1 <= args.depth <= 12:
         raise SystemExit(f"--depth must be 1-12 (ViT-B/16 has 12 layers), got {args.depth}")
     if args.input_size % 16:
         raise SystemExit(f"--input_size must be a multiple of the 16-px patch, got {args.input_size}")
     if not Path(args.clip_weights).is_file():
         raise SystemExit(f"--clip_weights {args.clip_weights}: no such file; make it with python -m training.convert_clip --output PATH")
+    folder = args.app_faces if args.framing == "app" else args.face_cache
+    if not folder:
+        raise SystemExit(f"--framing {args.framing} needs --{'app_faces' if args.framing == 'app' else 'face_cache'} DIR")
+    if args.framing == "square" and args.augmented_views:
+        raise SystemExit("--augmented_views needs --framing app (the square cache holds the rows unprocessed); pass --augmented_views 0")
+    if args.augmented_views < 0:
+        raise SystemExit(f"--augmented_views must be >= 0, got {args.augmented_views}")
+    return Path(folder)
+
+
+def split_features(args, model, dataset, cache: Path) -> dict[str, list[np.ndarray]]:
+    """Each split's head features, one array per view (train: clean first, then the augmented views)."""
     from training import face_cache
+
+    quantized = args.quantize != "none"
+    batch_size = 1 if quantized else 64  # an int8 tower is fitted as the app runs it: one face per call
+    features_dir = Path(args.features_dir) if args.features_dir else cache / "clip-features"
+    result = {}
+    for split in SPLITS:
+        views = ["clean"] + ([f"augmented-{k}" for k in range(1, args.augmented_views + 1)] if split == "train" else [])
+        result[split] = []
+        for view in views:
+            faces = split_faces(args, dataset, cache, split, view)
+            if args.pool == "mean":
+                stem = f"{split}.{args.framing}-{view}.{Path(args.clip_weights).stem}.{args.input_size}px.{args.quantize}"
+                values = cached_layer_means(model, faces, features_dir, stem, face_cache.rows_digest(dataset[split]), batch_size)[:, args.depth - 1]
+            else:
+                values = head_features(model, faces, batch_size)
+            result[split].append(np.ascontiguousarray(values))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cache = check_args(args)
     from training.data import load_built_dataset
     from training.hub import save_model_folder
 
@@ -107,47 +201,62 @@ def main(argv: list[str] | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     dataset = load_built_dataset(args.dataset)
     model = build_tower(args.clip_weights, args.depth, args.input_size, args.pool)
-    features = {split: head_features(model, face_cache.build(dataset[split], Path(args.face_cache), split)[0]) for split in SPLITS}
+    runner = model if args.quantize == "none" else quantize_dynamic_int8(model)
+    views = split_features(args, runner, dataset, cache)
+    features = {split: values[0] for split, values in views.items()}
     labels = np.asarray(dataset["train"]["label"])
 
-    loso = [probe_holdout(features, dataset, *parse_holdout(holdout)) for holdout in args.holdout]
+    loso = [probe_holdout(features, dataset, *parse_holdout(holdout), extra_train=views["train"][1:]) for holdout in args.holdout]
     for result in loso:
         print(f"held out {result['holdout']}: ROC AUC {held_out_auc(result):.3f}", flush=True)
-    probe = fit_probe(features["train"], labels)
+    probe = fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])))
     set_head(model, probe)
     name = output.name
+    quantization = {} if args.quantize == "none" else {"quantization": args.quantize}
     save_model_folder(
         model, output, input_size=args.input_size,
-        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False},
+        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False, **quantization},
         model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
         "depth": args.depth, "input_size": args.input_size, "head": "training.depth_probe.fit_probe: standardised, class-balanced logistic regression, C=0.1",
-        "pool": args.pool, "features": POOLS[args.pool][1], "train_images": int(len(labels)), "output_dir": str(output),
+        "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "augmented_views": args.augmented_views,
+        "quantize": args.quantize, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * len(views["train"])),
+        "output_dir": str(output),
     }
     (output / "training_config.json").write_text(json.dumps(recipe, indent=2))
     (output / "loso.json").write_text(json.dumps(loso, indent=2))
-
-    # The folder must compute what the probe computes: the saved head, reloaded, against the fitted pipeline.
-    from deepfake_detector.model import fake_margin, load_detector
-    from deepfake_detector.preprocess import to_model_tensor
-
-    import torch
-
-    detector = load_detector(output)
-    faces = face_cache.build(dataset["test"], Path(args.face_cache), "test")[0][:32]
-    batch = torch.stack([to_model_tensor(np.asarray(face), detector.data_config) for face in faces])
-    margins = fake_margin(detector.logits(batch), detector.fake_index)
-    expected = probe.decision_function(features["test"][: len(faces)])
-    if not np.allclose(margins, expected, atol=1e-3 * max(1.0, float(np.abs(expected).max()))):
-        raise RuntimeError(f"the saved head disagrees with the fitted probe: {margins[:4]} vs {expected[:4]}")
+    verify_saved_head(output, probe, views["test"][0][:32], split_faces(args, dataset, cache, "test")[:32])
     if not args.no_calibration:
         from training import calibration
 
         calibration.main(["--model_dir", str(output), "--dataset", args.dataset])
     print(f"Wrote {output}: {args.depth} CLIP layers at {args.input_size} px + linear head")
     return 0
+
+
+def split_faces(args, dataset, cache: Path, split: str, view: str = "clean") -> np.ndarray:
+    """A split's canonical faces as `--framing` frames them ((n, 128, 128, 3) uint8; `view` for the app framing)."""
+    from training import app_faces, face_cache
+
+    return app_faces.build(dataset[split], cache, split, view) if args.framing == "app" else face_cache.build(dataset[split], cache, split)[0]
+
+
+def verify_saved_head(output: Path, probe, features: np.ndarray, faces: np.ndarray) -> None:
+    """The folder must compute what the probe computes: the saved head, reloaded (and quantized as config.json says),
+    on the same faces, against the fitted pipeline on their features."""
+    import torch
+
+    from deepfake_detector.model import fake_margin, load_detector
+    from deepfake_detector.preprocess import to_model_tensor
+
+    detector = load_detector(output)
+    batch = torch.stack([to_model_tensor(np.asarray(face), detector.data_config) for face in faces])
+    margins = fake_margin(detector.logits(batch), detector.fake_index)
+    expected = probe.decision_function(features)
+    if not np.allclose(margins, expected, atol=1e-3 * max(1.0, float(np.abs(expected).max()))):
+        raise RuntimeError(f"the saved head disagrees with the fitted probe: {margins[:4]} vs {expected[:4]}")
 
 
 if __name__ == "__main__":

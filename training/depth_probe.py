@@ -121,16 +121,21 @@ def all_sources_auc(features: dict[str, np.ndarray], dataset, nuisance: str = ""
     return float(roc_auc_score(dataset["test"]["label"], probe.predict_proba(features["test"])[:, 1]))
 
 
-def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: list[str], nuisance: str = "") -> dict:
+def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: list[str], nuisance: str = "", extra_train=()) -> dict:
     """Fit a linear probe on the train split without the held-out rows; score it like `generalization.score`.
 
-    `features` maps each split name to an (n, d) array in the split's row order. With `nuisance`, the directions
+    `features` maps each split name to an (n, d) array in the split's row order; `extra_train` are more (n, d) arrays
+    of the train rows (processed copies), fitted on too, without the same rows. With `nuisance`, the directions
     that predict it on those train rows are projected out first (`project_out`)."""
     train = dataset["train"]
     keep = ~np.asarray(held_out_mask(train, name, sources), dtype=bool)
     if nuisance:
+        if len(extra_train):
+            raise ValueError("a nuisance projection is learnt from one view of the train rows; pass no extra_train")
         features = project_out(features, dataset, keep, nuisance)
-    probe = fit_probe(features["train"][keep], np.asarray(train["label"])[keep])
+    labels = np.asarray(train["label"])[keep]
+    views = [features["train"], *extra_train]
+    probe = fit_probe(np.concatenate([view[keep] for view in views]), np.tile(labels, len(views)))
 
     def scorer(split, split_name: str, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         probabilities = probe.predict_proba(features[split_name][indices])[:, 1] if indices else np.zeros(0)

@@ -1,0 +1,82 @@
+"""training.app_faces: training rows framed as predict() frames them, processed reproducibly, cached safely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BUNDLED_MODEL, needs_corpus
+
+from training import app_faces
+
+
+def corpus_rows(faces_dir, count: int = 3, folder: str = "fake/sd21") -> list[bytes]:
+    """The first files of a corpus source (SD 2.1: 768-px portraits, where the app's square is smaller than the file)."""
+    return [path.read_bytes() for path in sorted((faces_dir / folder).iterdir())[:count]]
+
+
+def rows_dataset(images: list[bytes], face_index: list[int]):
+    import hashlib
+
+    import datasets
+
+    return datasets.Dataset.from_dict({
+        "image": [{"bytes": data, "path": None} for data in images],
+        "face_index": face_index,
+        "sha256": [hashlib.sha256(data).hexdigest() for data in images],
+    })
+
+
+@needs_corpus
+def test_a_row_is_framed_as_predict_frames_it(faces_dir):
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import predict
+    from deepfake_detector.preprocess import canonicalize
+
+    detector = load_detector(BUNDLED_MODEL)
+    for data in corpus_rows(faces_dir, 2):
+        image = load_rgb_array(data)
+        crop = predict(image, detector).faces[0].crop
+        assert crop.shape[0] < image.shape[0]  # the detector's square, not the whole file
+        np.testing.assert_array_equal(app_faces.app_face(image), canonicalize(crop))
+
+
+@needs_corpus
+def test_build_frames_whole_files_and_keeps_photo_faces_as_they_are(faces_dir, tmp_path):
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.preprocess import canonicalize
+
+    images = corpus_rows(faces_dir, 2)
+    faces = app_faces.build(rows_dataset(images, [-1, 0]), tmp_path, "train")
+    assert faces.shape == (2, 128, 128, 3) and faces.dtype == np.uint8
+    np.testing.assert_array_equal(faces[0], app_faces.app_face(load_rgb_array(images[0])))  # a whole file: located
+    np.testing.assert_array_equal(faces[1], canonicalize(load_rgb_array(images[1])))  # a face cropped from a photo: as is
+    assert not list(tmp_path.glob("*.partial.npy"))
+
+
+@needs_corpus
+def test_augmented_views_are_reproducible_processed_and_rebuilt_for_other_rows(faces_dir, tmp_path):
+    images = corpus_rows(faces_dir, 3)
+    dataset = rows_dataset(images, [-1, -1, -1])
+    clean = np.array(app_faces.build(dataset, tmp_path / "a", "train"))
+    first = np.array(app_faces.build(dataset, tmp_path / "a", "train", "augmented-1"))
+    again = np.array(app_faces.build(dataset, tmp_path / "b", "train", "augmented-1"))
+    other = np.array(app_faces.build(dataset, tmp_path / "b", "train", "augmented-2"))
+    np.testing.assert_array_equal(first, again)  # seeded by the view's seed and the row
+    assert not np.array_equal(first, clean) and not np.array_equal(first, other)
+    fewer = app_faces.build(rows_dataset(images[:2], [-1, -1]), tmp_path / "a", "train", "augmented-1")
+    assert len(fewer) == 2  # another set of rows: rebuilt, never the stale cache
+
+
+def test_random_processing_draws_from_the_generator():
+    image = np.random.default_rng(0).integers(0, 255, size=(96, 80, 3), dtype=np.uint8)
+    outputs = [app_faces.random_processing(image, np.random.default_rng(seed)) for seed in range(40)]
+    np.testing.assert_array_equal(outputs[3], app_faces.random_processing(image, np.random.default_rng(3)))
+    assert len({(o.shape, o.tobytes()) for o in outputs}) > 30  # mirror x seven processings x their parameters
+    assert all(o.dtype == np.uint8 and o.ndim == 3 for o in outputs)
+
+
+@pytest.mark.parametrize("view", ["augmented", "augmented-x", "noisy-1", ""])
+def test_unknown_views_are_refused(view):
+    with pytest.raises(ValueError, match="view must be"):
+        app_faces.view_seed(view)

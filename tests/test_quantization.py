@@ -1,0 +1,74 @@
+"""config.json "quantization": "dynamic-int8": the int8 copy classifies, one face per call; the float net explains."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import needs_corpus
+
+from deepfake_detector.model import load_detector, quantize_dynamic_int8
+
+
+@pytest.fixture(scope="module")
+def int8_folder(tmp_path_factory, clip_weights):
+    from training.clip_probe import build_tower
+    from training.hub import save_model_folder
+
+    model = build_tower(clip_weights, 2, 128)
+    folder = tmp_path_factory.mktemp("int8")
+    save_model_folder(model, folder, input_size=128, extra_config={"quantization": "dynamic-int8"},
+                      model_args={"depth": 2, "img_size": 128, "global_pool": "avg", "final_norm": False, "fc_norm": False})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def corpus_faces(faces_dir):
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.preprocess import eval_tensor
+
+    files = sorted((faces_dir / "real" / "ffhq").iterdir())[:4] + sorted((faces_dir / "fake" / "stargan").iterdir())[:4]
+    return [load_rgb_array(path.read_bytes()) for path in files], eval_tensor
+
+
+@needs_corpus
+def test_int8_copy_classifies_and_tracks_the_float_net(int8_folder, corpus_faces):
+    detector = load_detector(int8_folder)
+    images, eval_tensor = corpus_faces
+    batch = torch.stack([eval_tensor(image, detector.data_config) for image in images])
+    assert isinstance(detector.fast_net.blocks[0].mlp.fc1, torch.ao.nn.quantized.dynamic.Linear)
+    assert isinstance(detector.net.blocks[0].mlp.fc1, torch.nn.Linear)  # the float net Grad-CAM differentiates
+    assert isinstance(detector.fast_net.get_classifier(), torch.nn.Linear)  # the head stays float
+    with torch.inference_mode():
+        floats = detector.net.forward_head(detector.net.forward_features(batch), pre_logits=True).numpy()
+        ints = np.concatenate([detector.fast_net.forward_head(detector.fast_net.forward_features(face[None]), pre_logits=True).numpy() for face in batch])
+        expected = detector.fast_net(batch[:1]).numpy()
+    assert all(np.corrcoef(a, b)[0, 1] > 0.97 for a, b in zip(floats, ints))
+    np.testing.assert_array_equal(detector.logits(batch[:1]), expected)  # logits() is the int8 copy
+
+
+@needs_corpus
+def test_a_faces_score_does_not_depend_on_its_batch(int8_folder, corpus_faces):
+    detector = load_detector(int8_folder)
+    images, eval_tensor = corpus_faces
+    face = eval_tensor(images[0], detector.data_config)
+    loud = face * 6.0  # a face whose activations set a very different int8 scale
+    alone = detector.logits(face[None])
+    np.testing.assert_array_equal(detector.logits(torch.stack([face, loud]))[0], alone[0])
+    with torch.inference_mode():  # why logits() goes one face at a time: batched, the int8 net's answer would move
+        assert not np.array_equal(detector.fast_net(torch.stack([face, loud]))[0].numpy(), alone[0])
+    assert detector.logits(face[:0].reshape(0, *face.shape)).shape == (0, 2)
+
+
+def test_unknown_quantization_and_nets_without_linear_layers_are_refused(int8_folder, tmp_path):
+    import shutil
+
+    shutil.copytree(int8_folder, tmp_path / "folder")
+    config = json.loads((tmp_path / "folder" / "config.json").read_text())
+    (tmp_path / "folder" / "config.json").write_text(json.dumps(config | {"quantization": "int4"}))
+    with pytest.raises(ValueError, match="Unknown quantization 'int4'"):
+        load_detector(tmp_path / "folder")
+    with pytest.raises(ValueError, match="no Linear layer"):
+        quantize_dynamic_int8(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)))

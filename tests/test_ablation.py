@@ -96,3 +96,6 @@ def test_a_clip_probe_recipe_reads_as_a_frozen_tower_with_a_head():
               "dataset": "data/d", "train_images": 15331}
     line = ablation.recipe_line(config)
     assert "first 6 layers at 160 px" in line and "15331 train faces" in line and "draws" not in line
+    assert "centred squares, no augmentation" in line  # a stop-10 folder: no framing key
+    app = ablation.recipe_line(config | {"framing": "app", "augmented_views": 2, "quantize": "dynamic-int8"})
+    assert "160 px (dynamic-int8)" in app and "app's face detection, + 2 randomly processed copies" in app

@@ -98,10 +98,14 @@ def recipe_line(config: dict) -> str:
     if not config:
         return "no training_config.json"
     if config.get("recipe") == "clip_probe":
+        views = config.get("augmented_views", 0)
+        faces = (f"framed by the app's face detection, + {views} randomly processed cop{'y' if views == 1 else 'ies'}"
+                 if config.get("framing") == "app" else "centred squares, no augmentation")  # folders before stop 11: squares
+        quantize = config.get("quantize", "none")
         return (
-            f"frozen `{config['model']}` from `{config['clip_weights']}`, first {config['depth']} layers at {config['input_size']} px, "
-            f"linear head on the {config['features']} ({config['head']}), data `{config['dataset']}` ({config['train_images']} train faces, "
-            "no augmentation)"
+            f"frozen `{config['model']}` from `{config['clip_weights']}`, first {config['depth']} layers at {config['input_size']} px"
+            f"{'' if quantize == 'none' else f' ({quantize})'}, linear head on the {config['features']} ({config['head']}), "
+            f"data `{config['dataset']}` ({config['train_images']} train faces, {faces})"
         )
     parts = [f"`{config.get('model')}`", f"data `{config.get('dataset')}`", f"preset {config.get('preset')}"]
     finetune = config.get("finetune")

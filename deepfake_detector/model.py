@@ -15,7 +15,8 @@ probability crosses 0.5 where a real and a fake face are equally likely and the 
 
 `config["quantization"] == "dynamic-int8"` (the CLIP towers of `training.clip_probe`): classification runs on a copy
 of the net whose Linear layers, all but the classifier, are torch's dynamic int8 ones (per-channel weights), about 3x
-faster on a CPU; Grad-CAM explains the float net it was made from (gradients do not flow through int8 layers). A
+faster on a CPU; their integers are what `model.safetensors` stores (`int8_weights`: a quarter of the float size), and
+Grad-CAM explains the float net made from them (gradients do not flow through int8 layers). A
 dynamic layer quantizes its input with one scale per call, so such a net classifies one face per call: a face's score
 never depends on the other faces it is batched with.
 """
@@ -196,12 +197,23 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     if not weights.is_file():
         # timm would fall back to a pickled pytorch_model.bin; only safetensors are loaded.
         raise FileNotFoundError(f"{weights} is missing; only safetensors weights are loaded.")
-    # Architecture, num_classes, model_args and pretrained_cfg from config.json; every tensor must fit (strict).
-    net = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
-    data_config = timm.data.resolve_model_data_config(net)
-    label_names = list(config.get("label_names", LABEL_NAMES))
     quantization = config.get("quantization")
     if quantization not in (None, *QUANTIZATIONS):
         raise ValueError(f"Unknown quantization {quantization!r} in config.json; expected one of {QUANTIZATIONS} or none.")
-    fast_net = quantize_dynamic_int8(net) if quantization else None
+    fast_net = None
+    if quantization:  # int8 weights on disk (deepfake_detector.int8_weights): the float net from them, then the int8 one
+        from safetensors.torch import load_file
+
+        from .int8_weights import float_state_dict, set_stored_weights
+
+        net = timm.create_model(f"local-dir:{folder}", pretrained=False).eval()
+        state, stored = float_state_dict(load_file(weights))
+        net.load_state_dict(state, strict=True)
+        fast_net = quantize_dynamic_int8(net)
+        set_stored_weights(fast_net, stored)
+    else:
+        # Architecture, num_classes, model_args and pretrained_cfg from config.json; every tensor must fit (strict).
+        net = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    data_config = timm.data.resolve_model_data_config(net)
+    label_names = list(config.get("label_names", LABEL_NAMES))
     return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names, fast_net=fast_net)

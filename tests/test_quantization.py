@@ -1,4 +1,5 @@
-"""config.json "quantization": "dynamic-int8": the int8 copy classifies, one face per call; the float net explains."""
+"""config.json "quantization": "dynamic-int8": int8 weights on disk, the int8 net classifies (one face per call) and is
+bit for bit the one the folder was saved from; the float net made from the same integers explains."""
 
 from __future__ import annotations
 
@@ -12,16 +13,26 @@ from conftest import needs_corpus
 from deepfake_detector.model import load_detector, quantize_dynamic_int8
 
 
+MODEL_ARGS = {"depth": 2, "img_size": 128, "global_pool": "avg", "final_norm": False, "fc_norm": False}
+
+
 @pytest.fixture(scope="module")
-def int8_folder(tmp_path_factory, clip_weights):
+def saved_nets(tmp_path_factory, clip_weights):
+    """(folder, the float tower it was saved from, that tower's int8 copy): a 2-layer CLIP tower saved as int8."""
     from training.clip_probe import build_tower
     from training.hub import save_model_folder
 
     model = build_tower(clip_weights, 2, 128)
+    int8_net = quantize_dynamic_int8(model)
     folder = tmp_path_factory.mktemp("int8")
-    save_model_folder(model, folder, input_size=128, extra_config={"quantization": "dynamic-int8"},
-                      model_args={"depth": 2, "img_size": 128, "global_pool": "avg", "final_norm": False, "fc_norm": False})
-    return folder
+    save_model_folder(model, folder, input_size=128, model_args=MODEL_ARGS, int8_net=int8_net)
+    save_model_folder(model, folder / "float32", input_size=128, model_args=MODEL_ARGS)
+    return folder, model, int8_net
+
+
+@pytest.fixture(scope="module")
+def int8_folder(saved_nets):
+    return saved_nets[0]
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +73,43 @@ def test_a_faces_score_does_not_depend_on_its_batch(int8_folder, corpus_faces):
     assert detector.logits(face[:0].reshape(0, *face.shape)).shape == (0, 2)
 
 
+@needs_corpus
+def test_the_folder_stores_the_integers_and_reloads_the_very_same_int8_net(saved_nets, corpus_faces):
+    from safetensors import safe_open
+
+    folder, model, int8_net = saved_nets
+    with safe_open(str(folder / "model.safetensors"), "pt") as file:
+        assert file.get_tensor("blocks.0.attn.qkv.weight.int8").dtype == torch.int8 and "blocks.0.attn.qkv.weight" not in file.keys()
+        assert file.get_tensor("head.weight").dtype == torch.float32  # the head is not quantized
+    assert (folder / "model.safetensors").stat().st_size < 0.35 * (folder / "float32" / "model.safetensors").stat().st_size
+    detector = load_detector(folder)
+    assert json.loads((folder / "config.json").read_text())["quantization"] == "dynamic-int8"
+    saved, loaded = int8_net.blocks[1].mlp.fc2.weight(), detector.fast_net.blocks[1].mlp.fc2.weight()
+    assert torch.equal(saved.int_repr(), loaded.int_repr()) and torch.equal(saved.q_per_channel_scales(), loaded.q_per_channel_scales())
+    images, eval_tensor = corpus_faces
+    face = eval_tensor(images[5], detector.data_config)[None]
+    with torch.inference_mode():
+        np.testing.assert_array_equal(detector.logits(face), int8_net(face).numpy())  # bit for bit
+        assert torch.allclose(detector.net(face), model(face), atol=0.05)  # the float net from the integers: close
+
+
 def test_unknown_quantization_and_nets_without_linear_layers_are_refused(int8_folder, tmp_path):
     import shutil
 
-    shutil.copytree(int8_folder, tmp_path / "folder")
+    shutil.copytree(int8_folder, tmp_path / "folder", ignore=shutil.ignore_patterns("float32"))
     config = json.loads((tmp_path / "folder" / "config.json").read_text())
     (tmp_path / "folder" / "config.json").write_text(json.dumps(config | {"quantization": "int4"}))
     with pytest.raises(ValueError, match="Unknown quantization 'int4'"):
         load_detector(tmp_path / "folder")
     with pytest.raises(ValueError, match="no Linear layer"):
         quantize_dynamic_int8(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)))
+    float_folder = tmp_path / "float-marked-int8"
+    shutil.copytree(int8_folder / "float32", float_folder)
+    config = json.loads((float_folder / "config.json").read_text())
+    (float_folder / "config.json").write_text(json.dumps(config | {"quantization": "dynamic-int8"}))
+    with pytest.raises(ValueError, match="do not match"):  # float weights where int8 ones should be
+        load_detector(float_folder)
+    from deepfake_detector.int8_weights import float_state_dict
+
+    with pytest.raises(ValueError, match="without a matching per-channel scale"):
+        float_state_dict({"fc.weight.int8": torch.zeros(4, 3, dtype=torch.int8)})

@@ -212,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     probe = fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])))
     set_head(model, probe)
     name = output.name
-    quantization = {} if args.quantize == "none" else {"quantization": args.quantize}
     save_model_folder(
         model, output, input_size=args.input_size,
-        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False, **quantization},
+        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False},
         model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
+        int8_net=None if args.quantize == "none" else runner,  # the very integers the head was fitted through
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,

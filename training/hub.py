@@ -23,12 +23,15 @@ def save_model_folder(
     input_size: int | None = None,
     extra_config: dict | None = None,
     model_args: dict | None = None,
+    int8_net: torch.nn.Module | None = None,
 ) -> Path:
     """Write `config.json` + `model.safetensors` for `model` (a timm model with 2 outputs) into `folder`.
 
     `input_size` overrides the model's default square input (the data config the app and evaluation use).
     `extra_config` adds keys at the root of config.json (timm ignores keys it does not know). `model_args` are the
     architecture's arguments timm needs to rebuild it (e.g. a truncated transformer's `depth`, its `img_size`).
+    `int8_net` (`deepfake_detector.model.quantize_dynamic_int8(model)`): store its int8 layers' integers instead of
+    their float weights and mark the folder `"quantization": "dynamic-int8"` (`deepfake_detector.int8_weights`).
     """
     from timm.models import save_for_hf
 
@@ -48,8 +51,15 @@ def save_model_folder(
         "canonical_jpeg_quality": CANONICAL_JPEG_QUALITY,
         "face_crop_scale": FACE_CROP_SCALE,
         **(extra_config or {}),
+        **({"quantization": "dynamic-int8"} if int8_net is not None else {}),
     }
     save_for_hf(model, str(folder), model_config=model_config, model_args=model_args, safe_serialization=True, data_config=data_config)
+    if int8_net is not None:
+        from safetensors.torch import save_file
+
+        from deepfake_detector.int8_weights import pack
+
+        save_file(pack(model, int8_net), str(folder / "model.safetensors"), metadata={"format": "pt"})
     # save_for_hf(safe_serialization=True) writes only model.safetensors; make sure no pickle is left behind.
     (folder / "pytorch_model.bin").unlink(missing_ok=True)
     return folder

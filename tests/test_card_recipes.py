@@ -1,0 +1,43 @@
+"""The model card says what the model is, how to load it and how to retrain it, for each recipe: a fine-tuned CNN, or
+a frozen CLIP tower with a linear head whose int8 weights only load_detector reads."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from conftest import BUNDLED_MODEL
+
+from training.model_card import render_model_card
+
+CLIP_RECIPE = {
+    "recipe": "clip_probe", "dataset": "data/faces-dataset-v2", "model": "vit_base_patch16_clip_quickgelu_224",
+    "clip_weights": "weights/clip.safetensors", "depth": 5, "input_size": 224, "pool": "mean",
+    "features": "mean patch token of the last kept layer", "framing": "app", "augmented_views": 1,
+    "quantize": "dynamic-int8", "train_images": 100, "train_rows_fitted": 200, "output_dir": "runs/clip-app",
+}
+
+
+def _render(config: dict, model_config_update: dict) -> str:
+    metrics = json.loads((BUNDLED_MODEL / "metrics.json").read_text())
+    model_config = json.loads((BUNDLED_MODEL / "config.json").read_text()) | model_config_update
+    return render_model_card(metrics, config, model_config)
+
+
+def test_a_clip_probe_card_describes_the_frozen_tower_and_loads_it_with_load_detector():
+    card = _render(CLIP_RECIPE, {"architecture": "vit_base_patch16_clip_quickgelu_224", "quantization": "dynamic-int8"})
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["base_model"] == "timm/vit_base_patch16_clip_quickgelu_224.openai"
+    assert "The first 5 of the 12 layers of CLIP ViT-B/16" in card and "fine-tuned to tell" not in card
+    assert "200 rows" in card and "randomly processed" in card and "weighted sampler" not in card
+    assert "python -m training.clip_probe --dataset data/faces-dataset-v2 --app_faces data/app-faces --augmented_views 1" in card
+    assert "--depth 5 --input_size 224 --pool mean" in card and "accelerate launch" not in card
+    assert "timm.create_model" not in card and "int8 integers" in card and 'load_detector("hf-hub:ORG/' in card
+    assert "last kept layer's patch tokens" in card
+
+
+def test_the_cnn_card_keeps_its_fine_tuning_recipe_and_timm_loading():
+    config = json.loads((BUNDLED_MODEL / "training_config.json").read_text())
+    card = _render(config, {})
+    assert "fine-tuned to tell" in card and "weighted sampler" in card and "accelerate launch -m training.train" in card
+    assert 'timm.create_model("hf-hub:ORG/' in card and "last convolutional stage" in card and "CLIP" not in card.split("## Training data")[0]

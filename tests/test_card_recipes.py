@@ -41,3 +41,13 @@ def test_the_cnn_card_keeps_its_fine_tuning_recipe_and_timm_loading():
     card = _render(config, {})
     assert "fine-tuned to tell" in card and "weighted sampler" in card and "accelerate launch -m training.train" in card
     assert 'timm.create_model("hf-hub:ORG/' in card and "last convolutional stage" in card and "CLIP" not in card.split("## Training data")[0]
+
+
+def test_comparison_rows_describe_either_recipe():
+    from training.model_card import comparison_recipe
+
+    recipe, note = comparison_recipe(CLIP_RECIPE)
+    assert recipe.startswith("vit_base_patch16_clip_quickgelu_224 frozen, first 5 layers at 224 px, dynamic-int8") and "200 train faces (1 processed copy)" in recipe
+    cnn = json.loads((BUNDLED_MODEL / "training_config.json").read_text())
+    recipe, note = comparison_recipe(cnn)
+    assert f"preset `{cnn['preset']}`" in recipe and "ImageNet-pretrained" in recipe

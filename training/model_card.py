@@ -505,6 +505,19 @@ PRESET_NOTES = {
 }
 
 
+def comparison_recipe(config: dict) -> tuple[str, str]:
+    """(a comparison row's recipe, its note) from a training_config.json."""
+    if _is_clip_probe(config):
+        views = config.get("augmented_views", 0)
+        return (f"{config['model']} frozen, first {config['depth']} layers at {config['input_size']} px"
+                f"{'' if config.get('quantize', 'none') == 'none' else ', ' + config['quantize']}, linear head on "
+                f"{config.get('train_rows_fitted', config['train_images'])} train faces"
+                f"{f' ({views} processed cop' + ('y' if views == 1 else 'ies') + ')' if views else ''}", "")
+    pretrained = "ImageNet-pretrained" if config.get("pretrained") or config.get("pretrained_file") else "from scratch"
+    recipe = f"{config['model']}, {config['input_size']} px, preset `{config['preset']}`, {pretrained}, {config['epochs']} epochs x {config['samples_per_epoch']} images"
+    return recipe, PRESET_NOTES.get(config["preset"], "")
+
+
 def reference_results_text(path: str | Path = REFERENCE_RESULTS) -> str:
     """The published numbers quoted for reference, rendered from the data file (not comparable: another test set)."""
     data = json.loads(Path(path).read_text())
@@ -612,9 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         models = {}
         for path in (folder, Path(args.baseline_dir)):
             config = json.loads((path / "training_config.json").read_text())
-            pretrained = "ImageNet-pretrained" if config.get("pretrained") or config.get("pretrained_file") else "from scratch"
-            recipe = f"{config['model']}, {config['input_size']} px, preset `{config['preset']}`, {pretrained}, {config['epochs']} epochs x {config['samples_per_epoch']} images"
-            note = PRESET_NOTES.get(config["preset"], "")
+            recipe, note = comparison_recipe(config)
             models[path.name] = {"metrics": json.loads((path / "metrics.json").read_text()), "recipe": recipe, "note": note}
         sections.append(comparison_section(models))
     if args.generalization:

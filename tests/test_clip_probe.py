@@ -85,21 +85,29 @@ def load_built_dataset_rows(dataset_dir):
 
 @needs_corpus
 def test_a_shallower_tower_reuses_the_deeper_towers_cached_layers(clip_dataset, tmp_path, clip_weights):
-    """--features_dir: the int8 tower cut after 2 layers caches both layers' mean tokens; a 1-layer run reads its
-    features from there, and they are what the 1-layer int8 tower computes itself."""
+    """--features_dir: the smoothed int8 tower cut after 2 layers caches both layers' mean tokens; a 1-layer run reads
+    its features from there, and they are what the smoothed 1-layer int8 tower computes itself (a layer's smoothing
+    depends only on the layers before it)."""
     from deepfake_detector.model import quantize_dynamic_int8
     from training import app_faces
 
     common = ["--dataset", str(clip_dataset), "--clip_weights", str(clip_weights), "--input_size", "128", "--app_faces",
               str(tmp_path / "faces"), "--augmented_views", "0", "--features_dir", str(tmp_path / "features"), "--no_calibration"]
     assert clip_probe.main(common + ["--depth", "2", "--output_dir", str(tmp_path / "d2")]) == 0
-    cached = tmp_path / "features" / "test.app-clean.{}.128px.dynamic-int8.npy".format(clip_weights.stem)
+    cached = tmp_path / "features" / "test.app-clean.{}.128px.dynamic-int8-sq0.75.npy".format(clip_weights.stem)
     written = cached.stat().st_mtime_ns
     assert clip_probe.main(common + ["--depth", "1", "--output_dir", str(tmp_path / "d1")]) == 0
     assert cached.stat().st_mtime_ns == written and np.load(cached).shape[1] == 2  # read, not recomputed
+    from training.smooth_quant import smooth
+
     faces = app_faces.build(load_built_dataset_rows(clip_dataset).select(range(4)), tmp_path / "few", "train")
-    own = clip_probe.layer_means(quantize_dynamic_int8(clip_probe.build_tower(clip_weights, 1, 128)), faces, batch_size=1)
-    deeper = clip_probe.layer_means(quantize_dynamic_int8(clip_probe.build_tower(clip_weights, 2, 128)), faces, batch_size=1)
+
+    def smoothed_int8(depth: int):
+        tower = clip_probe.build_tower(clip_weights, depth, 128)
+        smooth(tower, faces[:2], clip_probe.tower_data_config(tower), alpha=0.75)
+        return quantize_dynamic_int8(tower)
+
+    own, deeper = (clip_probe.layer_means(smoothed_int8(depth), faces, batch_size=1) for depth in (1, 2))
     np.testing.assert_array_equal(own[:, 0], deeper[:, 0])
 
 

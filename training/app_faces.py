@@ -17,16 +17,14 @@ processing, not its fixed test values.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from deepfake_detector.images import load_rgb_array
-from deepfake_detector.preprocess import CANONICAL_SIZE, canonicalize
+from deepfake_detector.preprocess import canonicalize
 from training import perturbations as P
-from training.face_cache import rows_digest
+from training.face_cache import cached_faces
 
 
 def random_processing(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,21 +68,11 @@ def view_seed(view: str) -> int | None:
 def build(split, cache_dir: Path, name: str, view: str = "clean") -> np.ndarray:
     """Every row of `split` as the app's canonical face (see the module docstring), cached in `cache_dir`."""
     seed = view_seed(view)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    faces_path, meta_path = cache_dir / f"{name}.{view}.npy", cache_dir / f"{name}.{view}.json"
-    digest = rows_digest(split)
-    if meta_path.is_file() and json.loads(meta_path.read_text()).get("rows_digest") == digest:
-        return np.load(faces_path, mmap_mode="r")
-    partial = cache_dir / f"{name}.{view}.partial.npy"
-    faces = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(split), CANONICAL_SIZE, CANONICAL_SIZE, 3))
-    columns = split.select_columns(["image", "face_index"])
-    for index, row in enumerate(tqdm(columns, desc=f"app faces ({name}, {view})", unit="img")):
+
+    def face_of(index: int, row: dict) -> np.ndarray:
         image = load_rgb_array(row["image"]["bytes"])
         if seed is not None:
             image = random_processing(image, np.random.default_rng([seed, index]))
-        faces[index] = canonicalize(image) if row["face_index"] >= 0 else app_face(image)
-    faces.flush()
-    del faces
-    partial.replace(faces_path)  # a crash mid-build leaves only the .partial file, never a half cache under the name
-    meta_path.write_text(json.dumps({"rows_digest": digest, "rows": len(split), "view": view, "size": CANONICAL_SIZE}, indent=2))
-    return np.load(faces_path, mmap_mode="r")
+        return canonicalize(image) if row["face_index"] >= 0 else app_face(image)
+
+    return cached_faces(split, cache_dir, f"{name}.{view}", ["image", "face_index"], face_of, f"app faces ({name}, {view})", meta={"view": view})

@@ -17,8 +17,9 @@ What the head is fitted on (`--framing`):
 `--quantize dynamic-int8` (default) writes `"quantization": "dynamic-int8"` into config.json: the app classifies with
 int8 Linear layers (`deepfake_detector.model`), and the head is fitted on the features of that very int8 tower, one
 face per call, so what was fitted is what runs. Before quantizing, `--smooth_quant` (default alpha 0.75) moves CLIP's
-activation outliers into the weights (`training.smooth_quant`: same float function, int8 features far closer to it). Mean-token features are cached per layer in `--features_dir`: a tower
-cut after 5 layers also gives the 4-layer tower's features (its first four layers are the same modules).
+activation outliers into the weights (`training.smooth_quant`: same float function, int8 features far closer to it).
+Mean-token features are cached per layer in `--features_dir`: a tower cut after 5 layers also gives the 4-layer
+tower's features (its first four layers are the same modules, smoothed alike).
 
 Every `--holdout` refits the head without that source and scores it as `training.generalization` does: the
 leave-one-source-out numbers of this very recipe (`loso.json`, the format `training.ablation` reads). Then the usual

@@ -42,26 +42,40 @@ def canonical_landmarks(landmarks, width: int, height: int, size: int = CANONICA
     return (points - offset) * (size / side)
 
 
-def build(split, cache_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and canonicalise every row of `split` into `cache_dir` (skipped if an up-to-date cache is there)."""
+def cached_faces(split, cache_dir: Path, stem: str, columns: list[str], face_of, desc: str, meta: dict | None = None, before_meta=None) -> np.ndarray:
+    """`cache_dir/<stem>.npy`, (n, 128, 128, 3) uint8 with `face_of(index, row)` for every row of `split` (read through
+    `columns`), built once and memory-mapped afterwards. `<stem>.json` records the rows' digest (and `meta`): a cache
+    of other rows is rebuilt, never reused; a crash mid-build leaves only `<stem>.partial.npy`, never a half cache under
+    the name. `before_meta()` runs once the faces are in place, before the digest that marks the cache complete."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    faces_path, landmarks_path, meta_path = (cache_dir / f"{name}{suffix}" for suffix in (".npy", ".landmarks.npy", ".json"))
+    faces_path, meta_path, partial = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json", cache_dir / f"{stem}.partial.npy"
     digest = rows_digest(split)
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("rows_digest") == digest:
-        return np.load(faces_path, mmap_mode="r"), np.load(landmarks_path)
-    partial = cache_dir / f"{name}.partial.npy"
+        return np.load(faces_path, mmap_mode="r")
     faces = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(split), CANONICAL_SIZE, CANONICAL_SIZE, 3))
-    landmarks = np.empty((len(split), 5, 2), dtype=np.float32)
-    columns = split.select_columns(["image", "width", "height", "landmarks"])
-    for index, row in enumerate(tqdm(columns, desc=f"canonical faces ({name})", unit="img")):
-        faces[index] = canonicalize(load_rgb_array(row["image"]["bytes"]))
-        landmarks[index] = canonical_landmarks(row["landmarks"], row["width"], row["height"])
+    for index, row in enumerate(tqdm(split.select_columns(columns), desc=desc, unit="img")):
+        faces[index] = face_of(index, row)
     faces.flush()
     del faces
-    partial.replace(faces_path)  # a crash mid-build leaves only the .partial file: never a half cache under the name
-    np.save(landmarks_path, landmarks)
-    meta_path.write_text(json.dumps({"rows_digest": digest, "rows": len(split), "size": CANONICAL_SIZE}, indent=2))
-    return np.load(faces_path, mmap_mode="r"), landmarks
+    partial.replace(faces_path)
+    if before_meta:
+        before_meta()
+    meta_path.write_text(json.dumps({"rows_digest": digest, "rows": len(split), **(meta or {}), "size": CANONICAL_SIZE}, indent=2))
+    return np.load(faces_path, mmap_mode="r")
+
+
+def build(split, cache_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and canonicalise every row of `split` into `cache_dir` (skipped if an up-to-date cache is there)."""
+    landmarks_path = cache_dir / f"{name}.landmarks.npy"
+    landmarks = np.empty((len(split), 5, 2), dtype=np.float32)
+
+    def face_of(index: int, row: dict) -> np.ndarray:
+        landmarks[index] = canonical_landmarks(row["landmarks"], row["width"], row["height"])
+        return canonicalize(load_rgb_array(row["image"]["bytes"]))
+
+    faces = cached_faces(split, cache_dir, name, ["image", "width", "height", "landmarks"], face_of, f"canonical faces ({name})",
+                         before_meta=lambda: np.save(landmarks_path, landmarks))
+    return faces, np.load(landmarks_path)
 
 
 class CachedFaces(torch.utils.data.Dataset):

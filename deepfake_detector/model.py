@@ -19,6 +19,10 @@ faster on a CPU; their integers are what `model.safetensors` stores (`int8_weigh
 Grad-CAM explains the float net made from them (gradients do not flow through int8 layers). A
 dynamic layer quantizes its input with one scale per call, so such a net classifies one face per call: a face's score
 never depends on the other faces it is batched with.
+
+`config["face_crop_scale"]` is how widely `predict()` frames each detected face for this model (the square's side in
+detector boxes; `deepfake_detector.faces.FACE_CROP_SCALE` when absent): a model is shown faces framed as it was
+trained on them (`training.app_faces --crop_scale`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ HUB_FILES = ["config.json", "model.safetensors", "metrics.json", "README.md", "*
 DEFAULT_UNCERTAIN_BAND = 0.1
 CALIBRATION_METHODS = ("platt", "isotonic")
 QUANTIZATIONS = ("dynamic-int8",)
+# The face_crop_scale values a folder may ask for: from the detector's box itself to four times it.
+FACE_CROP_SCALE_RANGE = (1.0, 4.0)
 # Class index -> name, the one definition for the app, training, the dataset schema and config.json `label_names`.
 LABEL_NAMES = ["real", "fake"]
 
@@ -85,6 +91,11 @@ class Detector:
         if method == "isotonic":
             return f"isotonic regression of the logit margin ({len(calibration['margins'])} knots), fitted class-balanced on validation"
         return f"temperature {self.temperature:.3f}"
+
+    @property
+    def face_crop_scale(self) -> float:
+        """The square `predict()` crops around each detected face, in detector boxes (config.json `face_crop_scale`)."""
+        return face_crop_scale(self.config)
 
     @property
     def fake_index(self) -> int:
@@ -135,6 +146,17 @@ def quantize_dynamic_int8(net: torch.nn.Module) -> torch.nn.Module:
         warnings.filterwarnings("ignore", message=".*migrate to use torchao.*")
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
         return quantize_dynamic(copy.deepcopy(net), layers, dtype=torch.qint8).eval()
+
+
+def face_crop_scale(config: dict) -> float:
+    """config.json's `face_crop_scale` (FACE_CROP_SCALE when absent); a value outside FACE_CROP_SCALE_RANGE is refused."""
+    from .faces import FACE_CROP_SCALE
+
+    value = config.get("face_crop_scale", FACE_CROP_SCALE)
+    low, high = FACE_CROP_SCALE_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"face_crop_scale in config.json must be a number from {low} to {high} (detector boxes), got {value!r}")
+    return float(value)
 
 
 def fake_margin(logits: np.ndarray, fake_index: int = 1) -> np.ndarray:
@@ -197,6 +219,7 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     if not weights.is_file():
         # timm would fall back to a pickled pytorch_model.bin; only safetensors are loaded.
         raise FileNotFoundError(f"{weights} is missing; only safetensors weights are loaded.")
+    face_crop_scale(config)  # refused here, not at the first upload
     quantization = config.get("quantization")
     if quantization not in (None, *QUANTIZATIONS):
         raise ValueError(f"Unknown quantization {quantization!r} in config.json; expected one of {QUANTIZATIONS} or none.")

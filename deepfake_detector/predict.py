@@ -147,8 +147,9 @@ def predict(
     return prediction
 
 
-def _locate(image: np.ndarray, max_faces: int) -> tuple[bool, list[np.ndarray], list[list[int]], list[list[int]]]:
-    """(face found, crops, face boxes, crop squares) of one image; the whole image when no face is found.
+def _locate(image: np.ndarray, max_faces: int, crop_scale: float = FACE_CROP_SCALE) -> tuple[bool, list[np.ndarray], list[list[int]], list[list[int]]]:
+    """(face found, crops, face boxes, crop squares) of one image; the whole image when no face is found. Each crop is
+    the square of `crop_scale` x the face's detector box (the model's `face_crop_scale`), clipped to the image.
 
     Faces are cropped from the upright turn of the image (`upright_turns`: a photo on its side is classified as the
     upright face the model was trained on); boxes and squares are given in the image as uploaded."""
@@ -156,13 +157,13 @@ def _locate(image: np.ndarray, max_faces: int) -> tuple[bool, list[np.ndarray], 
     upright = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
     faces = detect_faces(upright)[:max_faces]
     if faces:
-        crops = [crop_face(upright, face.box, FACE_CROP_SCALE) for face in faces]
+        crops = [crop_face(upright, face.box, crop_scale) for face in faces]
         boxes = []
         for face in faces:
             x, y, w, h = face.box
             x0, y0, x1, y1 = unturn_square((x, y, x + w, y + h), turns, image.shape)
             boxes.append([x0, y0, x1 - x0, y1 - y0])
-        squares = [list(unturn_square(crop_box(face.box, upright.shape, FACE_CROP_SCALE), turns, image.shape)) for face in faces]
+        squares = [list(unturn_square(crop_box(face.box, upright.shape, crop_scale), turns, image.shape)) for face in faces]
         return True, crops, boxes, squares
     height, width = image.shape[:2]
     return False, [image], [[0, 0, width, height]], [[0, 0, width, height]]
@@ -179,7 +180,7 @@ def predict_many(
     """`predict` for several images, their face crops classified in shared batches (evaluation); no Grad-CAM."""
     threshold = detector.threshold if threshold is None else float(threshold)
     band = detector.band if band is None else float(band)
-    located = [_locate(image, max_faces) for image in images]
+    located = [_locate(image, max_faces, detector.face_crop_scale) for image in images]
     logits = crop_logits([crop for _, crops, _, _ in located for crop in crops], detector, batch_size=batch_size)
     probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
     predictions, start = [], 0

@@ -99,3 +99,5 @@ def test_a_clip_probe_recipe_reads_as_a_frozen_tower_with_a_head():
     assert "centred squares, no augmentation" in line  # a stop-10 folder: no framing key
     app = ablation.recipe_line(config | {"framing": "app", "augmented_views": 2, "quantize": "dynamic-int8"})
     assert "160 px (dynamic-int8)" in app and "app's face detection, + 2 randomly processed copies" in app
+    wide = ablation.recipe_line(config | {"framing": "app", "augmented_views": 0, "crop_scale": 1.75})
+    assert "app's face detection, square of 1.75x the box, + 0 randomly processed copies" in wide

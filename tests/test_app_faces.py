@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import BUNDLED_MODEL, needs_corpus
@@ -80,3 +82,55 @@ def test_random_processing_draws_from_the_generator():
 def test_unknown_views_are_refused(view):
     with pytest.raises(ValueError, match="view must be"):
         app_faces.view_seed(view)
+
+
+def _folder_with_crop_scale(tmp_path, value) -> Path:
+    """A copy of the bundled model folder whose config.json asks for `value` as its face_crop_scale."""
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(BUNDLED_MODEL, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"face_crop_scale": value}))
+    return folder
+
+
+@needs_corpus
+def test_a_model_framed_wider_crops_uploads_and_training_rows_alike(faces_dir, tmp_path):
+    """A folder's face_crop_scale decides predict()'s square, and app_faces frames rows at that scale exactly so."""
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import predict
+    from deepfake_detector.preprocess import canonicalize
+
+    data = sorted((faces_dir / "real/photo_facenet").iterdir())[0].read_bytes()  # a whole photo: room around the face
+    image = load_rgb_array(data)
+    default, wide = load_detector(BUNDLED_MODEL), load_detector(_folder_with_crop_scale(tmp_path, 1.9))
+    assert wide.face_crop_scale == 1.9 and default.face_crop_scale == 1.45
+    narrow_face, wide_face = predict(image, default).faces[0], predict(image, wide).faces[0]
+    assert narrow_face.box == wide_face.box  # the same face found ...
+    assert side(wide_face) == pytest.approx(side(narrow_face) * 1.9 / 1.45, abs=2)  # ... framed wider
+    assert wide_face.crop.shape[:2] == (side(wide_face), side(wide_face))  # the crop is that square, nothing clipped
+    np.testing.assert_array_equal(app_faces.app_face(image, 1.9), canonicalize(wide_face.crop))
+
+    faces = app_faces.build(rows_dataset([data], [-1]), tmp_path / "cache", "train", crop_scale=1.9)
+    np.testing.assert_array_equal(faces[0], canonicalize(wide_face.crop))
+    default_faces = app_faces.build(rows_dataset([data], [-1]), tmp_path / "cache", "train")  # its own cache, not the wide one
+    np.testing.assert_array_equal(default_faces[0], canonicalize(narrow_face.crop))
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.npy")) == ["train.clean.npy", "train.clean.x1.9.npy"]
+
+
+def side(face) -> int:
+    """The side of the square a face was cropped from, in the upload's pixels."""
+    return face.crop_box[2] - face.crop_box[0]
+
+
+@pytest.mark.parametrize("value", [0.5, 4.5, "wide", True, None])
+def test_a_face_crop_scale_outside_the_range_is_refused(tmp_path, value):
+    from deepfake_detector.model import load_detector
+
+    with pytest.raises(ValueError, match="face_crop_scale"):
+        load_detector(_folder_with_crop_scale(tmp_path, value))
+    with pytest.raises(ValueError, match="face_crop_scale"):
+        app_faces.build(rows_dataset([b"x"], [-1]), tmp_path / "cache", "train", crop_scale=value)

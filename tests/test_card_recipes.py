@@ -36,6 +36,17 @@ def test_a_clip_probe_card_describes_the_frozen_tower_and_loads_it_with_load_det
     assert "last kept layer's patch tokens" in card
 
 
+def test_a_card_says_how_widely_its_model_frames_faces():
+    """A head fitted on faces framed wider than the app's default: the card's evaluation, training and retraining
+    lines all say the model's own framing."""
+    card = _render(CLIP_RECIPE | {"crop_scale": 1.75}, {"architecture": "vit_base_patch16_clip_quickgelu_224",
+                                                       "quantization": "dynamic-int8", "face_crop_scale": 1.75})
+    assert "--app_faces data/app-faces --crop_scale 1.75 --augmented_views 1" in card
+    assert "face detection and 1.75x square" in card and "face detection, 1.75x crop" in card and "1.45x" not in card
+    default = _render(CLIP_RECIPE, {"architecture": "vit_base_patch16_clip_quickgelu_224", "quantization": "dynamic-int8"})
+    assert "--crop_scale" not in default and "face detection, 1.45x crop" in default
+
+
 def test_the_cnn_card_keeps_its_fine_tuning_recipe_and_timm_loading():
     config = json.loads((BUNDLED_MODEL / "training_config.json").read_text())
     card = _render(config, {})

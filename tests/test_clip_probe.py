@@ -35,9 +35,10 @@ def clip_dataset(tmp_path_factory):
     return build_small_dataset(tmp_path_factory, sources, 16, "--no_detect_faces")
 
 
-# mean: the app's framing, one augmented view, the int8 tower; token: the centred squares as they are, float.
+# mean: the app's framing (wider than its default), one augmented view, the int8 tower; token: the centred squares as
+# they are, float.
 RECIPES = {
-    "mean": ["--app_faces", "{tmp}/app-faces", "--augmented_views", "1"],
+    "mean": ["--app_faces", "{tmp}/app-faces", "--crop_scale", "1.6", "--augmented_views", "1"],
     "token": ["--framing", "square", "--face_cache", "{tmp}/cache", "--augmented_views", "0", "--quantize", "none"],
 }
 
@@ -62,9 +63,13 @@ def test_clip_probe_end_to_end_on_corpus_faces(clip_dataset, tmp_path, clip_weig
     if pool == "mean":  # the head saw the train rows twice (as they are, processed) and runs on the int8 tower
         assert recipe["framing"] == "app" and recipe["train_rows_fitted"] == 2 * train_rows
         assert detector.config["quantization"] == "dynamic-int8" and detector.fast_net is not None
-        assert (tmp_path / "app-faces" / "train.augmented-1.npy").is_file()
+        # framed at 1.6 detector boxes, and the folder tells predict() to frame uploads so
+        assert recipe["crop_scale"] == 1.6 and detector.face_crop_scale == 1.6
+        assert (tmp_path / "app-faces" / "train.augmented-1.x1.6.npy").is_file()
+        assert list((tmp_path / "app-faces" / "clip-features").glob("train.app-x1.6-clean.*.npy"))
     else:
         assert recipe["train_rows_fitted"] == train_rows and "quantization" not in detector.config and detector.fast_net is None
+        assert detector.face_crop_scale == 1.45
     assert detector.net.global_pool == {"mean": "avg", "token": "token"}[pool]
     (loso,) = json.loads((output / "loso.json").read_text())
     assert loso["holdout"] == "sd21" and 0.0 <= generalization.held_out_auc(loso) <= 1.0
@@ -116,6 +121,11 @@ def test_bad_arguments_are_refused(tmp_path):
         clip_probe.main(["--dataset", "x", "--clip_weights", __file__, "--output_dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--framing app"):
         clip_probe.main(["--dataset", "x", "--framing", "square", "--face_cache", "x", "--clip_weights", __file__, "--output_dir", str(tmp_path)])
+    square = ["--dataset", "x", "--framing", "square", "--face_cache", "x", "--augmented_views", "0", "--clip_weights", __file__]
+    with pytest.raises(SystemExit, match="--crop_scale needs --framing app"):
+        clip_probe.main([*square, "--crop_scale", "1.8", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--crop_scale must be from 1.0 to 4.0"):
+        clip_probe.main(["--dataset", "x", "--app_faces", "x", "--clip_weights", __file__, "--crop_scale", "0.9", "--output_dir", str(tmp_path)])
 
 
 def test_bad_depth_and_size_are_refused(tmp_path):

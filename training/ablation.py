@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepfake_detector.faces import FACE_CROP_SCALE
 from training.evaluate import CLEAN, worst_perturbation  # CLEAN: the perturbation name of unprocessed images
 from training.generalization import held_out_auc
 
@@ -94,12 +95,18 @@ def recipe(model_folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _crop_scale_words(config: dict) -> str:
+    """", square of 1.75x the box" for a head fitted on faces framed wider or tighter than the app's default."""
+    scale = config.get("crop_scale", FACE_CROP_SCALE)
+    return "" if scale == FACE_CROP_SCALE else f", square of {scale:g}x the box"
+
+
 def recipe_line(config: dict) -> str:
     if not config:
         return "no training_config.json"
     if config.get("recipe") == "clip_probe":
         views = config.get("augmented_views", 0)
-        faces = (f"framed by the app's face detection, + {views} randomly processed cop{'y' if views == 1 else 'ies'}"
+        faces = (f"framed by the app's face detection{_crop_scale_words(config)}, + {views} randomly processed cop{'y' if views == 1 else 'ies'}"
                  if config.get("framing") == "app" else "centred squares, no augmentation")  # folders before stop 11: squares
         quantize = config.get("quantize", "none")
         return (

@@ -3,16 +3,19 @@
 `training.face_cache` holds each row's centred square, the frame the CNN recipes train on (their augmentation covers
 the difference). A head fitted on frozen features without augmentation cannot cover it: `clip-d6-160` ranked the
 cached test squares at ROC AUC 0.971 but the faces `predict()` detected and framed at 0.928 (stop 10). Here each row
-goes through `predict`'s face location (`_locate`: upright turn, detection, the 1.45 x box square; the whole image
-when no face is found) and the first (largest) face is canonicalised, as `classify_crops` would do. A row that already
-is a face the app cropped from a photo (`face_index` >= 0, `training.build_dataset`) is used as it is.
+goes through `predict`'s face location (`_locate`: upright turn, detection, the square of `crop_scale` x the box,
+FACE_CROP_SCALE = 1.45 unless asked; the whole image when no face is found) and the first (largest) face is
+canonicalised, as `classify_crops` would do. A model fitted on faces framed at another `crop_scale` must say so in its
+config.json (`face_crop_scale`), so that `predict()` frames uploads alike. A row that already is a face the app cropped
+from a photo (`face_index` >= 0, `training.build_dataset`, at FACE_CROP_SCALE) is used as it is: at a wider
+`crop_scale` it holds less of the photo around the face than `predict()` would crop.
 
 `view` names a processed copy: "clean", or "augmented-<seed>", where every row's decoded image first gets a random
 mirror and one random processing (`random_processing`) drawn from a generator seeded by the seed and the row number,
 before the face is located, as a processed upload reaches the app. The parameters are ranges around the ICIAP
 processing, not its fixed test values.
 
-    DIR/<split>.<view>.npy   (n, 128, 128, 3) uint8, DIR/<split>.<view>.json  rows digest (a stale cache is rebuilt)
+    DIR/<split>.<view>[.x<crop_scale>].npy   (n, 128, 128, 3) uint8, and .json: rows digest (a stale cache is rebuilt)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_detector.faces import FACE_CROP_SCALE
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.preprocess import canonicalize
 from training import perturbations as P
@@ -48,11 +52,17 @@ def random_processing(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return image
 
 
-def app_face(image: np.ndarray) -> np.ndarray:
-    """The canonical face `predict()` would classify first for this image (its largest face, or the whole image)."""
+def app_face(image: np.ndarray, crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
+    """The canonical face `predict()` would classify first for this image (its largest face, or the whole image) with
+    a model whose `face_crop_scale` is `crop_scale`."""
     from deepfake_detector.predict import _locate
 
-    return canonicalize(_locate(image, max_faces=1)[1][0])
+    return canonicalize(_locate(image, max_faces=1, crop_scale=crop_scale)[1][0])
+
+
+def cache_stem(name: str, view: str, crop_scale: float = FACE_CROP_SCALE) -> str:
+    """The cache's file stem: `<split>.<view>`, plus `.x<crop_scale>` for any framing but the default."""
+    return f"{name}.{view}" if crop_scale == FACE_CROP_SCALE else f"{name}.{view}.x{crop_scale:g}"
 
 
 def view_seed(view: str) -> int | None:
@@ -65,14 +75,18 @@ def view_seed(view: str) -> int | None:
     return int(seed)
 
 
-def build(split, cache_dir: Path, name: str, view: str = "clean") -> np.ndarray:
+def build(split, cache_dir: Path, name: str, view: str = "clean", crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
     """Every row of `split` as the app's canonical face (see the module docstring), cached in `cache_dir`."""
+    from deepfake_detector.model import face_crop_scale
+
     seed = view_seed(view)
+    crop_scale = face_crop_scale({"face_crop_scale": crop_scale})  # the range a model folder may ask for
 
     def face_of(index: int, row: dict) -> np.ndarray:
         image = load_rgb_array(row["image"]["bytes"])
         if seed is not None:
             image = random_processing(image, np.random.default_rng([seed, index]))
-        return canonicalize(image) if row["face_index"] >= 0 else app_face(image)
+        return canonicalize(image) if row["face_index"] >= 0 else app_face(image, crop_scale)
 
-    return cached_faces(split, cache_dir, f"{name}.{view}", ["image", "face_index"], face_of, f"app faces ({name}, {view})", meta={"view": view})
+    return cached_faces(split, cache_dir, cache_stem(name, view, crop_scale), ["image", "face_index"], face_of,
+                        f"app faces ({name}, {view}, x{crop_scale:g})", meta={"view": view, "crop_scale": crop_scale})

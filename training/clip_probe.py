@@ -12,6 +12,8 @@ into timm's own `head` so the folder loads, explains (Grad-CAM) and calibrates l
 What the head is fitted on (`--framing`):
 - `app` (default): the faces `predict()` sees (`training.app_faces`: the app's detection and framing), the train split
   once as it is and `--augmented_views` more times randomly processed (mirror, rotation, blur, rescale, crop, JPEG);
+  `--crop_scale` frames them wider or tighter than the default 1.45 detector boxes, and the folder's config.json says
+  so (`face_crop_scale`), so that `predict()` frames uploads alike;
 - `square`: the centred squares of `training.face_cache`, once, unprocessed (how `clip-d6-160` was made).
 
 `--quantize dynamic-int8` (default) writes `"quantization": "dynamic-int8"` into config.json: the app classifies with
@@ -35,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_detector.model import QUANTIZATIONS, quantize_dynamic_int8
+from deepfake_detector.faces import FACE_CROP_SCALE
+from deepfake_detector.model import FACE_CROP_SCALE_RANGE, QUANTIZATIONS, quantize_dynamic_int8
 from training.convert_clip import ARCHITECTURE
 from training.depth_probe import SPLITS, fit_probe, probe_holdout
 from training.generalization import held_out_auc, parse_holdout
@@ -146,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--framing", choices=("app", "square"), default="app", help="faces as predict() frames them, or the centred squares")
     parser.add_argument("--app_faces", help="app-framed face cache folder (training.app_faces); --framing app")
     parser.add_argument("--face_cache", help="canonical-face cache folder (training.face_cache); --framing square")
+    parser.add_argument("--crop_scale", type=float, default=FACE_CROP_SCALE,
+                        help="--framing app: the square cropped around each detected face, in detector boxes (the app's default 1.45)")
     parser.add_argument("--augmented_views", type=int, default=1, help="randomly processed copies of the train split (--framing app)")
     parser.add_argument("--clip_weights", required=True, help="training.convert_clip's safetensors file")
     parser.add_argument("--depth", type=int, default=5, help="encoder layers kept (the probes: layers 4-7 generalise best)")
@@ -178,6 +183,10 @@ def check_args(args) -> Path:
         raise SystemExit(f"--smooth_quant must be in [0, 1) (0: off), got {args.smooth_quant}")
     if args.augmented_views < 0:
         raise SystemExit(f"--augmented_views must be >= 0, got {args.augmented_views}")
+    if args.framing == "square" and args.crop_scale != FACE_CROP_SCALE:
+        raise SystemExit("--crop_scale needs --framing app (the square cache holds centred squares, not detector crops)")
+    if not FACE_CROP_SCALE_RANGE[0] <= args.crop_scale <= FACE_CROP_SCALE_RANGE[1]:
+        raise SystemExit(f"--crop_scale must be from {FACE_CROP_SCALE_RANGE[0]} to {FACE_CROP_SCALE_RANGE[1]} detector boxes, got {args.crop_scale}")
     return Path(folder)
 
 
@@ -196,12 +205,17 @@ def split_features(args, model, dataset, cache: Path) -> dict[str, list[np.ndarr
             faces = split_faces(args, dataset, cache, split, view)
             if args.pool == "mean":
                 quantized_as = args.quantize + (f"-sq{args.smooth_quant:g}" if quantized and args.smooth_quant else "")
-                stem = f"{split}.{args.framing}-{view}.{Path(args.clip_weights).stem}.{args.input_size}px.{quantized_as}"
+                stem = f"{split}.{framing_tag(args)}-{view}.{Path(args.clip_weights).stem}.{args.input_size}px.{quantized_as}"
                 values = cached_layer_means(model, faces, features_dir, stem, face_cache.rows_digest(dataset[split]), batch_size)[:, args.depth - 1]
             else:
                 values = head_features(model, faces, batch_size)
             result[split].append(np.ascontiguousarray(values))
     return result
+
+
+def framing_tag(args) -> str:
+    """The framing in cache names: "square", "app", or "app-x<crop_scale>" for an app framing at another scale."""
+    return f"app-x{args.crop_scale:g}" if args.framing == "app" and args.crop_scale != FACE_CROP_SCALE else args.framing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,14 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     name = output.name
     save_model_folder(
         model, output, input_size=args.input_size,
-        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False},
+        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False, "face_crop_scale": args.crop_scale},
         model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
         int8_net=None if args.quantize == "none" else runner,  # the very integers the head was fitted through
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
         "depth": args.depth, "input_size": args.input_size, "head": "training.depth_probe.fit_probe: standardised, class-balanced logistic regression, C=0.1",
-        "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "augmented_views": args.augmented_views,
+        "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "crop_scale": args.crop_scale, "augmented_views": args.augmented_views,
         "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * len(views["train"])),
         "output_dir": str(output),
     }
@@ -261,7 +275,7 @@ def split_faces(args, dataset, cache: Path, split: str, view: str = "clean") -> 
     """A split's canonical faces as `--framing` frames them ((n, 128, 128, 3) uint8; `view` for the app framing)."""
     from training import app_faces, face_cache
 
-    return app_faces.build(dataset[split], cache, split, view) if args.framing == "app" else face_cache.build(dataset[split], cache, split)[0]
+    return app_faces.build(dataset[split], cache, split, view, args.crop_scale) if args.framing == "app" else face_cache.build(dataset[split], cache, split)[0]
 
 
 def verify_saved_head(output: Path, probe, features: np.ndarray, faces: np.ndarray) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from deepfake_detector.faces import FACE_CROP_SCALE
 from deepfake_detector.model import LABEL_NAMES
 from training.intervals import SMALL_N
 
@@ -253,7 +254,7 @@ def _what_it_is(config: dict, architecture: str, size: int) -> str:
 def _how_trained(config: dict) -> str:
     if _is_clip_probe(config):
         views = config.get("augmented_views", 0)
-        framing = ("framed as the app frames them (its face detection and 1.45x square)" if config.get("framing") == "app"
+        framing = (f"framed as the app frames them (its face detection and {config.get('crop_scale', FACE_CROP_SCALE):g}x square)" if config.get("framing") == "app"
                    else "as centred squares")
         processed = (f", plus {views} cop{'y' if views == 1 else 'ies'} of each randomly processed before detection (mirror, "
                      "rotation up to 45 degrees or a quarter turn, blur, rescale, crop, JPEG 25-95)" if views else "")
@@ -288,7 +289,8 @@ def _how_to_retrain(config: dict, architecture: str, name: str) -> str:
     dataset = config.get("dataset") or "data/faces-dataset"
     build = f"python -m training.build_dataset --source ../shared/data/faces --output {dataset}  # exact build: dataset_card.md"
     if _is_clip_probe(config):
-        framing = (f"--app_faces data/app-faces --augmented_views {config.get('augmented_views', 0)}" if config.get("framing") == "app"
+        crop_scale = "" if config.get("crop_scale", FACE_CROP_SCALE) == FACE_CROP_SCALE else f" --crop_scale {config['crop_scale']:g}"
+        framing = (f"--app_faces data/app-faces{crop_scale} --augmented_views {config.get('augmented_views', 0)}" if config.get("framing") == "app"
                    else "--framing square --face_cache data/face-cache --augmented_views 0")
         return f"""```bash
 {build}
@@ -406,7 +408,7 @@ trip** for every image of both classes, then the model's input size. {_how_train
 
 ## Evaluation (test split, {metrics.get('n_images')} images)
 
-Every test image went through {'`predict()`, the app' + chr(39) + 's own path (face detection, 1.45x crop, classification, verdict)' if metrics.get('mode') == 'predict' else 'whole-image classification'}.
+Every test image went through {'`predict()`, the app' + chr(39) + f"s own path (face detection, {model_config.get('face_crop_scale', FACE_CROP_SCALE):g}x crop, classification, verdict)" if metrics.get('mode') == 'predict' else 'whole-image classification'}.
 Accuracy **{_fmt(metrics.get('accuracy'))}**, balanced accuracy **{_fmt(metrics.get('balanced_accuracy'))}**, ROC AUC
 **{_fmt(metrics.get('roc_auc'), 4)}** at threshold {_fmt(metrics.get('threshold'))} (no Uncertain band).
 

@@ -104,7 +104,7 @@ def test_a_model_framed_wider_crops_uploads_and_training_rows_alike(faces_dir, t
     from deepfake_detector.predict import predict
     from deepfake_detector.preprocess import canonicalize
 
-    data = sorted((faces_dir / "real/photo_facenet").iterdir())[0].read_bytes()  # a whole photo: room around the face
+    data = min((faces_dir / "real/photo_facenet").iterdir()).read_bytes()  # a whole photo: room around the face
     image = load_rgb_array(data)
     default, wide = load_detector(BUNDLED_MODEL), load_detector(_folder_with_crop_scale(tmp_path, 1.9))
     assert wide.face_crop_scale == 1.9 and default.face_crop_scale == 1.45

@@ -35,10 +35,10 @@ def clip_dataset(tmp_path_factory):
     return build_small_dataset(tmp_path_factory, sources, 16, "--no_detect_faces")
 
 
-# mean: the app's framing (wider than its default), one augmented view, the int8 tower; token: the centred squares as
-# they are, float.
+# mean: the app's framing (wider than its default), one augmented view teaching two processing directions, the int8
+# tower; token: the centred squares as they are, float.
 RECIPES = {
-    "mean": ["--app_faces", "{tmp}/app-faces", "--crop_scale", "1.6", "--augmented_views", "1"],
+    "mean": ["--app_faces", "{tmp}/app-faces", "--crop_scale", "1.6", "--augmented_views", "1", "--processing_directions", "2"],
     "token": ["--framing", "square", "--face_cache", "{tmp}/cache", "--augmented_views", "0", "--quantize", "none"],
 }
 
@@ -60,8 +60,8 @@ def test_clip_probe_end_to_end_on_corpus_faces(clip_dataset, tmp_path, clip_weig
     recipe = json.loads((output / "training_config.json").read_text())
     assert recipe["recipe"] == "clip_probe" and recipe["depth"] == 1 and recipe["pool"] == pool
     train_rows = len(load_built_dataset_rows(dataset_dir))
-    if pool == "mean":  # the head saw the train rows twice (as they are, processed) and runs on the int8 tower
-        assert recipe["framing"] == "app" and recipe["train_rows_fitted"] == 2 * train_rows
+    if pool == "mean":  # the processed copies taught directions, the head was fitted on the clean rows; int8 tower
+        assert recipe["framing"] == "app" and recipe["train_rows_fitted"] == train_rows and recipe["processing_directions"] == 2
         assert detector.config["quantization"] == "dynamic-int8" and detector.fast_net is not None
         # framed at 1.6 detector boxes, and the folder tells predict() to frame uploads so
         assert recipe["crop_scale"] == 1.6 and detector.face_crop_scale == 1.6

@@ -106,7 +106,9 @@ def recipe_line(config: dict) -> str:
         return "no training_config.json"
     if config.get("recipe") == "clip_probe":
         views = config.get("augmented_views", 0)
-        faces = (f"framed by the app's face detection{_crop_scale_words(config)}, + {views} randomly processed cop{'y' if views == 1 else 'ies'}"
+        processed = (f"{views} randomly processed cop{'y' if views == 1 else 'ies'}"
+                     + (f" teaching {config['processing_directions']} processing directions to ignore" if config.get("processing_directions") else ""))
+        faces = (f"framed by the app's face detection{_crop_scale_words(config)}, + {processed}"
                  if config.get("framing") == "app" else "centred squares, no augmentation")  # folders before stop 11: squares
         quantize = config.get("quantize", "none")
         return (

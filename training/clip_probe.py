@@ -13,7 +13,9 @@ What the head is fitted on (`--framing`):
 - `app` (default): the faces `predict()` sees (`training.app_faces`: the app's detection and framing), the train split
   once as it is and `--augmented_views` more times randomly processed (mirror, rotation, blur, rescale, crop, JPEG);
   `--crop_scale` frames them wider or tighter than the default 1.45 detector boxes, and the folder's config.json says
-  so (`face_crop_scale`), so that `predict()` frames uploads alike;
+  so (`face_crop_scale`), so that `predict()` frames uploads alike; with `--processing_directions K` the processed
+  copies are not rows: they teach the K feature directions processing moves along, which the head is fitted without
+  (`training.processing_directions`; still one linear head);
 - `square`: the centred squares of `training.face_cache`, once, unprocessed (how `clip-d6-160` was made).
 
 `--quantize dynamic-int8` (default) writes `"quantization": "dynamic-int8"` into config.json: the app classifies with
@@ -131,13 +133,13 @@ def cached_layer_means(model, faces: np.ndarray, cache: Path, stem: str, rows_di
 
 
 def set_head(model, probe) -> None:
-    """Write a fitted StandardScaler + LogisticRegression pipeline into the model's 2-class head so that
-    logit(fake) - logit(real) equals the probe's decision function."""
+    """Write a fitted StandardScaler + LogisticRegression pipeline (or a `ProjectedProbe`) into the model's 2-class
+    head so that logit(fake) - logit(real) equals the probe's decision function."""
     import torch
 
-    scaler, regression = probe[0], probe[-1]
-    weight = regression.coef_[0] / scaler.scale_
-    bias = regression.intercept_[0] - float(np.dot(weight, scaler.mean_))
+    from training.processing_directions import linear_map
+
+    weight, bias = linear_map(probe)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(np.stack([-weight / 2, weight / 2])).float())
         model.head.bias.copy_(torch.tensor([-bias / 2, bias / 2], dtype=torch.float32))
@@ -152,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop_scale", type=float, default=FACE_CROP_SCALE,
                         help="--framing app: the square cropped around each detected face, in detector boxes (the app's default 1.45)")
     parser.add_argument("--augmented_views", type=int, default=1, help="randomly processed copies of the train split (--framing app)")
+    parser.add_argument("--processing_directions", type=int, default=0,
+                        help="with --augmented_views: remove the top-k directions processing moves the features along, and "
+                             "fit the head on the clean faces only (training.processing_directions; 0: the processed copies are extra rows)")
     parser.add_argument("--clip_weights", required=True, help="training.convert_clip's safetensors file")
     parser.add_argument("--depth", type=int, default=5, help="encoder layers kept (the probes: layers 4-7 generalise best)")
     parser.add_argument("--input_size", type=int, default=224, help="px the tower reads (CLIP's own 224; 128: the canonical face as it is)")
@@ -183,6 +188,8 @@ def check_args(args) -> Path:
         raise SystemExit(f"--smooth_quant must be in [0, 1) (0: off), got {args.smooth_quant}")
     if args.augmented_views < 0:
         raise SystemExit(f"--augmented_views must be >= 0, got {args.augmented_views}")
+    if args.processing_directions < 0 or (args.processing_directions and not args.augmented_views):
+        raise SystemExit("--processing_directions K needs K >= 0 and --augmented_views >= 1 (the processed copies it learns from)")
     if args.framing == "square" and args.crop_scale != FACE_CROP_SCALE:
         raise SystemExit("--crop_scale needs --framing app (the square cache holds centred squares, not detector crops)")
     if not FACE_CROP_SCALE_RANGE[0] <= args.crop_scale <= FACE_CROP_SCALE_RANGE[1]:
@@ -241,10 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     features = {split: values[0] for split, values in views.items()}
     labels = np.asarray(dataset["train"]["label"])
 
-    loso = [probe_holdout(features, dataset, *parse_holdout(holdout), extra_train=views["train"][1:]) for holdout in args.holdout]
+    fit = None
+    if args.processing_directions:
+        from training.processing_directions import fit_projected_probe
+
+        def fit(train_views: list[np.ndarray], train_labels: np.ndarray):
+            return fit_projected_probe(train_views[0], train_views[1:], train_labels, args.processing_directions)
+
+    loso = [probe_holdout(features, dataset, *parse_holdout(holdout), extra_train=views["train"][1:], fit=fit) for holdout in args.holdout]
     for result in loso:
         print(f"held out {result['holdout']}: ROC AUC {held_out_auc(result):.3f}", flush=True)
-    probe = fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])))
+    probe = fit(views["train"], labels) if fit else fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])))
     set_head(model, probe)
     name = output.name
     save_model_folder(
@@ -257,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
         "depth": args.depth, "input_size": args.input_size, "head": "training.depth_probe.fit_probe: standardised, class-balanced logistic regression, C=0.1",
         "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "crop_scale": args.crop_scale, "augmented_views": args.augmented_views,
-        "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * len(views["train"])),
+        "processing_directions": args.processing_directions, "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * (1 if fit else len(views["train"]))),
         "output_dir": str(output),
     }
     (output / "training_config.json").write_text(json.dumps(recipe, indent=2))

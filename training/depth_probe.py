@@ -121,12 +121,14 @@ def all_sources_auc(features: dict[str, np.ndarray], dataset, nuisance: str = ""
     return float(roc_auc_score(dataset["test"]["label"], probe.predict_proba(features["test"])[:, 1]))
 
 
-def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: list[str], nuisance: str = "", extra_train=()) -> dict:
+def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: list[str], nuisance: str = "", extra_train=(), fit=None) -> dict:
     """Fit a linear probe on the train split without the held-out rows; score it like `generalization.score`.
 
     `features` maps each split name to an (n, d) array in the split's row order; `extra_train` are more (n, d) arrays
     of the train rows (processed copies), fitted on too, without the same rows. With `nuisance`, the directions
-    that predict it on those train rows are projected out first (`project_out`)."""
+    that predict it on those train rows are projected out first (`project_out`). `fit(views, labels)` replaces the
+    default fit on all views' rows (e.g. `training.processing_directions`: the processed views only teach what to
+    ignore)."""
     train = dataset["train"]
     keep = ~np.asarray(held_out_mask(train, name, sources), dtype=bool)
     if nuisance:
@@ -135,7 +137,10 @@ def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: 
         features = project_out(features, dataset, keep, nuisance)
     labels = np.asarray(train["label"])[keep]
     views = [features["train"], *extra_train]
-    probe = fit_probe(np.concatenate([view[keep] for view in views]), np.tile(labels, len(views)))
+    if fit is not None:
+        probe = fit([view[keep] for view in views], labels)
+    else:
+        probe = fit_probe(np.concatenate([view[keep] for view in views]), np.tile(labels, len(views)))
 
     def scorer(split, split_name: str, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         probabilities = probe.predict_proba(features[split_name][indices])[:, 1] if indices else np.zeros(0)

@@ -258,6 +258,10 @@ def _how_trained(config: dict) -> str:
                    else "as centred squares")
         processed = (f", plus {views} cop{'y' if views == 1 else 'ies'} of each randomly processed before detection (mirror, "
                      "rotation up to 45 degrees or a quarter turn, blur, rescale, crop, JPEG 25-95)" if views else "")
+        if views and config.get("processing_directions"):
+            processed = (f"; {views} randomly processed cop{'y' if views == 1 else 'ies'} of each (mirror, rotation, blur, rescale, crop, "
+                         f"JPEG 25-95) only taught the {config['processing_directions']} feature directions processing moves along, "
+                         "which the head is fitted without (`training.processing_directions`)")
         return (f"Nothing in the tower is trained. The head is a standardised, class-balanced logistic regression (C=0.1) on "
                 f"the {config['features']}, fitted on the train faces {framing}{processed}: "
                 f"{config.get('train_rows_fitted', config.get('train_images'))} rows. The tower's features were computed by the "
@@ -290,7 +294,8 @@ def _how_to_retrain(config: dict, architecture: str, name: str) -> str:
     build = f"python -m training.build_dataset --source ../shared/data/faces --output {dataset}  # exact build: dataset_card.md"
     if _is_clip_probe(config):
         crop_scale = "" if config.get("crop_scale", FACE_CROP_SCALE) == FACE_CROP_SCALE else f" --crop_scale {config['crop_scale']:g}"
-        framing = (f"--app_faces data/app-faces{crop_scale} --augmented_views {config.get('augmented_views', 0)}" if config.get("framing") == "app"
+        directions = f" --processing_directions {config['processing_directions']}" if config.get("processing_directions") else ""
+        framing = (f"--app_faces data/app-faces{crop_scale} --augmented_views {config.get('augmented_views', 0)}{directions}" if config.get("framing") == "app"
                    else "--framing square --face_cache data/face-cache --augmented_views 0")
         return f"""```bash
 {build}

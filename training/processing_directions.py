@@ -8,7 +8,8 @@ ignore. With D = processed - clean features of the same train faces, each dimens
 standard deviation, the top-k principal directions of D are removed from every feature (`transform`), and the usual
 probe (`training.depth_probe.fit_probe`) is fitted on the clean faces in that subspace. The projection is linear, so
 the whole head is still one linear map of the raw features (`ProjectedProbe.linear_map`): it costs nothing at
-inference. Measured: `reports/generalization/clip-invariance/`.
+inference. Measured (`reports/generalization/clip-invariance/`): 4 directions keep the hold-outs and lift blur sigma 3
+through `predict()` from 0.54 to 0.60; more directions cost SD 2.1 and >= 512 px as processed rows did.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .faces import FACE_CROP_SCALE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
 HUB_FILES = ["config.json", "model.safetensors", "metrics.json", "README.md", "*.png", "*.md"]
@@ -149,13 +151,15 @@ def quantize_dynamic_int8(net: torch.nn.Module) -> torch.nn.Module:
 
 
 def face_crop_scale(config: dict) -> float:
-    """config.json's `face_crop_scale` (FACE_CROP_SCALE when absent); a value outside FACE_CROP_SCALE_RANGE is refused."""
-    from .faces import FACE_CROP_SCALE
+    """config.json's `face_crop_scale` (FACE_CROP_SCALE when absent), checked by `valid_face_crop_scale`."""
+    return valid_face_crop_scale(config.get("face_crop_scale", FACE_CROP_SCALE))
 
-    value = config.get("face_crop_scale", FACE_CROP_SCALE)
+
+def valid_face_crop_scale(value) -> float:
+    """`value` as a float; anything but a number in FACE_CROP_SCALE_RANGE is refused (ValueError)."""
     low, high = FACE_CROP_SCALE_RANGE
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"face_crop_scale in config.json must be a number from {low} to {high} (detector boxes), got {value!r}")
+        raise ValueError(f"face_crop_scale must be a number from {low} to {high} (detector boxes), got {value!r}")
     return float(value)
 
 

@@ -77,10 +77,10 @@ def view_seed(view: str) -> int | None:
 
 def build(split, cache_dir: Path, name: str, view: str = "clean", crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
     """Every row of `split` as the app's canonical face (see the module docstring), cached in `cache_dir`."""
-    from deepfake_detector.model import face_crop_scale
+    from deepfake_detector.model import valid_face_crop_scale
 
     seed = view_seed(view)
-    crop_scale = face_crop_scale({"face_crop_scale": crop_scale})  # the range a model folder may ask for
+    crop_scale = valid_face_crop_scale(crop_scale)  # the range a model folder may ask for
 
     def face_of(index: int, row: dict) -> np.ndarray:
         image = load_rgb_array(row["image"]["bytes"])

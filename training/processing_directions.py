@@ -38,6 +38,12 @@ def directions(clean: np.ndarray, processed: list[np.ndarray], k: int) -> tuple[
     return scale, vt[:k]
 
 
+def project(features: np.ndarray, scale: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Features divided by `scale`, without their components along the rows of `basis`."""
+    z = np.asarray(features, dtype=np.float64) / scale
+    return z - (z @ basis.T) @ basis
+
+
 class ProjectedProbe:
     """A fitted probe on features with the processing directions removed; `decision_function` and `predict_proba`
     take raw features, like the plain probe."""
@@ -46,8 +52,7 @@ class ProjectedProbe:
         self.scale, self.basis, self.probe = scale, basis, probe
 
     def transform(self, features: np.ndarray) -> np.ndarray:
-        z = np.asarray(features, dtype=np.float64) / self.scale
-        return z - (z @ self.basis.T) @ self.basis
+        return project(features, self.scale, self.basis)
 
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         return self.probe.decision_function(self.transform(features))
@@ -65,6 +70,4 @@ def fit_projected_probe(clean: np.ndarray, processed: list[np.ndarray], labels: 
     from training.depth_probe import fit_probe
 
     scale, basis = directions(clean, processed, k)
-    projected = ProjectedProbe(scale, basis, None)
-    projected.probe = fit_probe(projected.transform(clean), labels)
-    return projected
+    return ProjectedProbe(scale, basis, fit_probe(project(clean, scale, basis), labels))

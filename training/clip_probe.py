@@ -15,7 +15,9 @@ What the head is fitted on (`--framing`):
   `--crop_scale` frames them wider or tighter than the default 1.45 detector boxes, and the folder's config.json says
   so (`face_crop_scale`), so that `predict()` frames uploads alike; with `--processing_directions K` the processed
   copies are not rows: they teach the K feature directions processing moves along, which the head is fitted without
-  (`training.processing_directions`; still one linear head);
+  (`training.processing_directions`; still one linear head); `--resaved_views N` adds N re-saved copies (JPEG / WEBP,
+  nothing else), and with `--invariance_penalty S` no copy is a row: the head pays S times more for weight along what
+  the copies move (`training.invariance_penalty`; still one linear head);
 - `square`: the centred squares of `training.face_cache`, once, unprocessed (how `clip-d6-160` was made).
 
 `--quantize dynamic-int8` (default) writes `"quantization": "dynamic-int8"` into config.json: the app classifies with
@@ -157,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processing_directions", type=int, default=0,
                         help="with --augmented_views: remove the top-k directions processing moves the features along, and "
                              "fit the head on the clean faces only (training.processing_directions; 0: the processed copies are extra rows)")
+    parser.add_argument("--resaved_views", type=int, default=0,
+                        help="re-saved copies of the train split (JPEG 80-98 / WEBP 80-95; training.app_faces 'resaved-<seed>')")
+    parser.add_argument("--invariance_penalty", type=float, default=0.0,
+                        help="with --resaved_views or --augmented_views: fit on the clean faces only, penalising weight along what those "
+                             "copies move by this strength (training.invariance_penalty; 0: the copies are extra rows)")
     parser.add_argument("--clip_weights", required=True, help="training.convert_clip's safetensors file")
     parser.add_argument("--depth", type=int, default=5, help="encoder layers kept (the probes: layers 4-7 generalise best)")
     parser.add_argument("--input_size", type=int, default=224, help="px the tower reads (CLIP's own 224; 128: the canonical face as it is)")
@@ -186,10 +193,16 @@ def check_args(args) -> Path:
         raise SystemExit("--augmented_views needs --framing app (the square cache holds the rows unprocessed); pass --augmented_views 0")
     if not 0 <= args.smooth_quant < 1:
         raise SystemExit(f"--smooth_quant must be in [0, 1) (0: off), got {args.smooth_quant}")
-    if args.augmented_views < 0:
-        raise SystemExit(f"--augmented_views must be >= 0, got {args.augmented_views}")
+    if args.augmented_views < 0 or args.resaved_views < 0:
+        raise SystemExit(f"--augmented_views and --resaved_views must be >= 0, got {args.augmented_views} and {args.resaved_views}")
+    if args.framing == "square" and args.resaved_views:
+        raise SystemExit("--resaved_views needs --framing app (the square cache holds the rows as they are); pass --resaved_views 0")
     if args.processing_directions < 0 or (args.processing_directions and not args.augmented_views):
         raise SystemExit("--processing_directions K needs K >= 0 and --augmented_views >= 1 (the processed copies it learns from)")
+    if not args.invariance_penalty >= 0 or (args.invariance_penalty and not (args.augmented_views or args.resaved_views)):
+        raise SystemExit("--invariance_penalty S needs S >= 0 and copies to learn from (--resaved_views or --augmented_views >= 1)")
+    if args.invariance_penalty and args.processing_directions:
+        raise SystemExit("pass --invariance_penalty or --processing_directions, not both")
     if args.framing == "square" and args.crop_scale != FACE_CROP_SCALE:
         raise SystemExit("--crop_scale needs --framing app (the square cache holds centred squares, not detector crops)")
     if not FACE_CROP_SCALE_RANGE[0] <= args.crop_scale <= FACE_CROP_SCALE_RANGE[1]:
@@ -197,27 +210,47 @@ def check_args(args) -> Path:
     return Path(folder)
 
 
+def train_views(args) -> list[str]:
+    """The train split's views, clean first: `--augmented_views` processed copies, then `--resaved_views` re-saved ones."""
+    return (["clean"] + [f"augmented-{k}" for k in range(1, args.augmented_views + 1)]
+            + [f"resaved-{k}" for k in range(1, args.resaved_views + 1)])
+
+
 def split_features(args, model, dataset, cache: Path) -> dict[str, list[np.ndarray]]:
-    """Each split's head features, one array per view (train: clean first, then the augmented views)."""
+    """Each split's head features, one array per view (train: `train_views`; the other splits: clean)."""
+    return {split: [view_features(args, model, dataset, cache, split, view) for view in (train_views(args) if split == "train" else ["clean"])]
+            for split in SPLITS}
+
+
+def view_features(args, model, dataset, cache: Path, split: str, view: str = "clean") -> np.ndarray:
+    """One view of one split through the tower `model` (the int8 one when quantized), (n, d); mean-token features are
+    cached per layer in `--features_dir`."""
     from training import face_cache
 
     quantized = args.quantize != "none"
     batch_size = 1 if quantized else 64  # an int8 tower is fitted as the app runs it: one face per call
+    faces = split_faces(args, dataset, cache, split, view)
+    if args.pool != "mean":
+        return np.ascontiguousarray(head_features(model, faces, batch_size))
     features_dir = Path(args.features_dir) if args.features_dir else cache / "clip-features"
-    result = {}
-    for split in SPLITS:
-        views = ["clean"] + ([f"augmented-{k}" for k in range(1, args.augmented_views + 1)] if split == "train" else [])
-        result[split] = []
-        for view in views:
-            faces = split_faces(args, dataset, cache, split, view)
-            if args.pool == "mean":
-                quantized_as = args.quantize + (f"-sq{args.smooth_quant:g}" if quantized and args.smooth_quant else "")
-                stem = f"{split}.{framing_tag(args)}-{view}.{Path(args.clip_weights).stem}.{args.input_size}px.{quantized_as}"
-                values = cached_layer_means(model, faces, features_dir, stem, face_cache.rows_digest(dataset[split]), batch_size)[:, args.depth - 1]
-            else:
-                values = head_features(model, faces, batch_size)
-            result[split].append(np.ascontiguousarray(values))
-    return result
+    quantized_as = args.quantize + (f"-sq{args.smooth_quant:g}" if quantized and args.smooth_quant else "")
+    stem = f"{split}.{framing_tag(args)}-{view}.{Path(args.clip_weights).stem}.{args.input_size}px.{quantized_as}"
+    values = cached_layer_means(model, faces, features_dir, stem, face_cache.rows_digest(dataset[split]), batch_size)
+    return np.ascontiguousarray(values[:, args.depth - 1])
+
+
+def build_runner(args, dataset, cache: Path):
+    """(the float tower, the tower that computes the features, the SmoothQuant record or {}): smoothed and quantized
+    as `--smooth_quant` / `--quantize` say, calibrated on every 60th clean train face (256 at most)."""
+    model = build_tower(args.clip_weights, args.depth, args.input_size, args.pool)
+    smoothing = {}
+    if args.quantize != "none" and args.smooth_quant:
+        from training.smooth_quant import smooth
+
+        calibration_faces = np.asarray(split_faces(args, dataset, cache, "train")[::60][:256])
+        smoothing = {"alpha": args.smooth_quant, "calibration_faces": len(calibration_faces),
+                     **smooth(model, calibration_faces, tower_data_config(model), alpha=args.smooth_quant)}
+    return model, (model if args.quantize == "none" else quantize_dynamic_int8(model)), smoothing
 
 
 def framing_tag(args) -> str:
@@ -234,16 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     dataset = load_built_dataset(args.dataset)
-    model = build_tower(args.clip_weights, args.depth, args.input_size, args.pool)
-    smoothing = {}
-    if args.quantize != "none" and args.smooth_quant:
-        from training.smooth_quant import smooth
-
-        # calibration faces: every 60th train face (256 at most), clean, framed as the head's faces are
-        calibration_faces = np.asarray(split_faces(args, dataset, cache, "train")[::60][:256])
-        smoothing = {"alpha": args.smooth_quant, "calibration_faces": len(calibration_faces),
-                     **smooth(model, calibration_faces, tower_data_config(model), alpha=args.smooth_quant)}
-    runner = model if args.quantize == "none" else quantize_dynamic_int8(model)
+    model, runner, smoothing = build_runner(args, dataset, cache)
     views = split_features(args, runner, dataset, cache)
     features = {split: values[0] for split, values in views.items()}
     labels = np.asarray(dataset["train"]["label"])
@@ -254,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
 
         def fit(train_views: list[np.ndarray], train_labels: np.ndarray):
             return fit_projected_probe(train_views[0], train_views[1:], train_labels, args.processing_directions)
+    elif args.invariance_penalty:
+        from training.invariance_penalty import fit_penalised_probe
+
+        def fit(train_views: list[np.ndarray], train_labels: np.ndarray):
+            return fit_penalised_probe(train_views[0], train_views[1:], train_labels, args.invariance_penalty)
 
     loso = [probe_holdout(features, dataset, *parse_holdout(holdout), extra_train=views["train"][1:], fit=fit) for holdout in args.holdout]
     for result in loso:
@@ -271,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
         "depth": args.depth, "input_size": args.input_size, "head": "training.depth_probe.fit_probe: standardised, class-balanced logistic regression, C=0.1",
         "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "crop_scale": args.crop_scale, "augmented_views": args.augmented_views,
-        "processing_directions": args.processing_directions, "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * (1 if fit else len(views["train"]))),
+        "resaved_views": args.resaved_views, "processing_directions": args.processing_directions, "invariance_penalty": args.invariance_penalty, "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * (1 if fit else len(views["train"]))),
         "output_dir": str(output),
     }
     (output / "training_config.json").write_text(json.dumps(recipe, indent=2))

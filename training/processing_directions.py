@@ -18,9 +18,9 @@ import numpy as np
 
 
 def linear_map(probe) -> tuple[np.ndarray, float]:
-    """(weight, bias) on the raw features of a fitted StandardScaler + LogisticRegression pipeline, or of a
-    ProjectedProbe: decision_function(x) == x @ weight + bias."""
-    if isinstance(probe, ProjectedProbe):
+    """(weight, bias) on the raw features of a fitted StandardScaler + LogisticRegression pipeline, or of a probe that
+    says its own (`ProjectedProbe`, `training.invariance_penalty.PenalisedProbe`): decision_function(x) == x @ weight + bias."""
+    if hasattr(probe, "linear_map"):
         return probe.linear_map()
     scaler, regression = probe[0], probe[-1]
     weight = regression.coef_[0] / scaler.scale_

@@ -62,3 +62,34 @@ def test_comparison_rows_describe_either_recipe():
     cnn = json.loads((BUNDLED_MODEL / "training_config.json").read_text())
     recipe, note = comparison_recipe(cnn)
     assert f"preset `{cnn['preset']}`" in recipe and "ImageNet-pretrained" in recipe
+
+
+def test_a_penalised_head_says_what_taught_the_penalty_and_how_to_retrain_it():
+    from training.ablation import recipe_line
+
+    config = CLIP_RECIPE | {"augmented_views": 0, "resaved_views": 1, "invariance_penalty": 10.0, "train_rows_fitted": 100, "head": "logistic regression"}
+    card = _render(config, {"architecture": "vit_base_patch16_clip_quickgelu_224", "quantization": "dynamic-int8"})
+    assert "--augmented_views 0 --resaved_views 1 --invariance_penalty 10" in card
+    assert "1 re-saved (JPEG 80-98 / WEBP 80-95) copies of each were not rows" in card and "pays 10x more" in card
+    assert "re-saved, as an invariance penalty of 10" in recipe_line(config)
+
+
+def _resave_row(**changes) -> dict:
+    row = {"JPEG q90: mean |change of P(fake)| (test limit 0.05)": 0.0108, "WEBP q90: mean |change of P(fake)| (test limit 0.05)": 0.0289,
+           "1024-px PNG <-> JPEG 95 swap: max |change of P(fake)| (test limit 0.10)": 0.0591,
+           "test split, re-saved once: mean |change of P(fake)|": 0.038, "test split, re-saved once: 99th percentile |change|": 0.2842,
+           "test split, re-saved once: max |change|": 0.5314, "test split, re-saved once: verdicts flipped": 0.04,
+           "test split, re-saved once: shown Real <-> Fake": 0.012}
+    return {key: value for key, value in (row | changes).items() if value is not None}
+
+
+def test_the_resave_section_reports_the_rows_numbers_and_refuses_an_old_row():
+    import pytest
+
+    from training.model_card import resave_section
+
+    text = resave_section(_resave_row(), "r1-flip")
+    assert "## Re-saving a photo" in text and "**0.038**" in text and "more than 0.28" in text and "at most 0.53" in text
+    assert "**4.0%**" in text and "**1.2%**" in text and "WEBP q90 0.029" in text and "JPEG 95 at most 0.059" in text
+    with pytest.raises(ValueError, match="rerun reports/ablation/resave_sensitivity.py"):
+        resave_section(_resave_row(**{"test split, re-saved once: shown Real <-> Fake": None}), "old")

@@ -107,7 +107,8 @@ def recipe_line(config: dict) -> str:
     if config.get("recipe") == "clip_probe":
         views = config.get("augmented_views", 0)
         processed = (f"{views} randomly processed cop{'y' if views == 1 else 'ies'}"
-                     + (f" teaching {config['processing_directions']} processing directions to ignore" if config.get("processing_directions") else ""))
+                     + (f" teaching {config['processing_directions']} processing directions to ignore" if config.get("processing_directions") else "")
+                     + (f" + {config.get('resaved_views', 0)} re-saved, as an invariance penalty of {config['invariance_penalty']:g}" if config.get("invariance_penalty") else ""))
         faces = (f"framed by the app's face detection{_crop_scale_words(config)}, + {processed}"
                  if config.get("framing") == "app" else "centred squares, no augmentation")  # folders before stop 11: squares
         quantize = config.get("quantize", "none")

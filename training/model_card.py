@@ -262,6 +262,11 @@ def _how_trained(config: dict) -> str:
             processed = (f"; {views} randomly processed cop{'y' if views == 1 else 'ies'} of each (mirror, rotation, blur, rescale, crop, "
                          f"JPEG 25-95) only taught the {config['processing_directions']} feature directions processing moves along, "
                          "which the head is fitted without (`training.processing_directions`)")
+        if config.get("invariance_penalty"):
+            resaved = config.get("resaved_views", 0)
+            copies = " and ".join(part for part in (f"{views} randomly processed" if views else "", f"{resaved} re-saved (JPEG 80-98 / WEBP 80-95)" if resaved else "") if part)
+            processed = (f"; {copies} copies of each were not rows: the head pays {config['invariance_penalty']:g}x more for weight along "
+                         "the feature directions they move (`training.invariance_penalty`)")
         return (f"Nothing in the tower is trained. The head is a standardised, class-balanced logistic regression (C=0.1) on "
                 f"the {config['features']}, fitted on the train faces {framing}{processed}: "
                 f"{config.get('train_rows_fitted', config.get('train_images'))} rows. The tower's features were computed by the "
@@ -295,6 +300,8 @@ def _how_to_retrain(config: dict, architecture: str, name: str) -> str:
     if _is_clip_probe(config):
         crop_scale = "" if config.get("crop_scale", FACE_CROP_SCALE) == FACE_CROP_SCALE else f" --crop_scale {config['crop_scale']:g}"
         directions = f" --processing_directions {config['processing_directions']}" if config.get("processing_directions") else ""
+        if config.get("invariance_penalty"):
+            directions += f" --resaved_views {config.get('resaved_views', 0)} --invariance_penalty {config['invariance_penalty']:g}"
         framing = (f"--app_faces data/app-faces{crop_scale} --augmented_views {config.get('augmented_views', 0)}{directions}" if config.get("framing") == "app"
                    else "--framing square --face_cache data/face-cache --augmented_views 0")
         return f"""```bash
@@ -592,6 +599,37 @@ def face_size_section(face_size: dict) -> str:
     ])
 
 
+RESAVE_PREFIX = "test split, re-saved once: "  # reports/ablation/resave_sensitivity.py's keys
+
+
+def resave_section(row: dict, name: str) -> str:
+    """What saving a photo again does to the score: one model's row of reports/ablation/resave_sensitivity.json."""
+    missing = [key for key in ("mean |change of P(fake)|", "99th percentile |change|", "max |change|", "verdicts flipped", "shown Real <-> Fake")
+               if RESAVE_PREFIX + key not in row]
+    if missing:
+        raise ValueError(f"the re-save row {name!r} lacks {missing}: rerun reports/ablation/resave_sensitivity.py {name}=MODEL_DIR")
+
+    def value(key: str) -> float:
+        return row[RESAVE_PREFIX + key]
+
+    behaviour = {key.split(":")[0]: number for key, number in row.items() if key.startswith(("JPEG", "WEBP")) and "mean" in key}
+    swap = next((number for key, number in row.items() if key.startswith("1024-px")), None)
+    return "\n".join([
+        "## Re-saving a photo",
+        "",
+        "Saving the same photo again should not change the answer. Each of the test split's faces against its own copy",
+        f"re-saved once as JPEG quality 80-98 or WEBP 80-95 (`reports/ablation/resave_sensitivity.py`, row `{name}`):",
+        f"P(fake) moves by **{value('mean |change of P(fake)|'):.3f}** on average, by more than {value('99th percentile |change|'):.2f}"
+        f" for 1 face in 100, at most {value('max |change|'):.2f}; **{value('verdicts flipped'):.1%}** of the faces cross the"
+        f" threshold and **{value('shown Real <-> Fake'):.1%}** go from Real to Fake or back (the rest of the crossings land in"
+        " Uncertain). The faces that move are the ones near the threshold: a verdict close to the band deserves the band's",
+        "caution. The behaviour tests' smaller samples (`tests/test_model_behaviour.py`): mean change "
+        + ", ".join(f"{fmt} {number:.3f}" for fmt, number in behaviour.items())
+        + (f"; a 1024-px PNG saved as JPEG 95 at most {swap:.3f}." if swap is not None else "."),
+        "",
+    ])
+
+
 def speed_section(benchmark: dict, metrics: dict, flip: bool = False) -> str:
     history = metrics.get("training", {}).get("history", [])
     train_rate = history[-1].get("train_images_per_second") if history else None
@@ -622,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generalization", help="generalization.md from training.generalization")
     parser.add_argument("--benchmark", help="JSON from training.benchmark")
     parser.add_argument("--face_size", help="face_size.json from training.face_size")
+    parser.add_argument("--resave_sensitivity", help="resave_sensitivity.json from reports/ablation/resave_sensitivity.py")
+    parser.add_argument("--resave_row", help="its row for this model (default: the model folder's name)")
     parser.add_argument("--output", default="model_card.md")
     parser.add_argument("--hub_dataset_id", default="", help="the dataset's Hub id (ORG/NAME), listed in the card's YAML")
     args = parser.parse_args(argv)
@@ -642,6 +682,11 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(speed_section(json.loads(Path(args.benchmark).read_text()), metrics, flip))
     if args.face_size:
         sections.append(face_size_section(json.loads(Path(args.face_size).read_text())))
+    if args.resave_sensitivity:
+        rows, name = json.loads(Path(args.resave_sensitivity).read_text()), args.resave_row or folder.name
+        if name not in rows:
+            raise SystemExit(f"{args.resave_sensitivity} has no row {name!r} (rows: {', '.join(rows)}); pass --resave_row")
+        sections.append(resave_section(rows[name], name))
     extra = "\n".join(sections)
     (folder / "card_sections.md").write_text(extra)  # kept with the model so a re-render includes it
     write_model_card(folder, extra_sections=extra, hub_dataset_id=args.hub_dataset_id)

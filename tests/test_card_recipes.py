@@ -91,5 +91,7 @@ def test_the_resave_section_reports_the_rows_numbers_and_refuses_an_old_row():
     text = resave_section(_resave_row(), "r1-flip")
     assert "## Re-saving a photo" in text and "**0.038**" in text and "more than 0.28" in text and "at most 0.53" in text
     assert "**4.0%**" in text and "**1.2%**" in text and "WEBP q90 0.029" in text and "JPEG 95 at most 0.059" in text
+    steady = resave_section(_resave_row(**{"test split, re-saved once: shown Real <-> Fake": 0.0}), "r1-flip")
+    assert "**none** goes from Real to Fake" in steady and "0.0%" not in steady
     with pytest.raises(ValueError, match="rerun reports/ablation/resave_sensitivity.py"):
         resave_section(_resave_row(**{"test split, re-saved once: shown Real <-> Fake": None}), "old")

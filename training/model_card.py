@@ -621,9 +621,10 @@ def resave_section(row: dict, name: str) -> str:
         f"re-saved once as JPEG quality 80-98 or WEBP 80-95 (`reports/ablation/resave_sensitivity.py`, row `{name}`):",
         f"P(fake) moves by **{value('mean |change of P(fake)|'):.3f}** on average, by more than {value('99th percentile |change|'):.2f}"
         f" for 1 face in 100, at most {value('max |change|'):.2f}; **{value('verdicts flipped'):.1%}** of the faces cross the"
-        f" threshold and **{value('shown Real <-> Fake'):.1%}** go from Real to Fake or back (the rest of the crossings land in"
-        " Uncertain). The faces that move are the ones near the threshold: a verdict close to the band deserves the band's",
-        "caution. The behaviour tests' smaller samples (`tests/test_model_behaviour.py`): mean change "
+        " threshold, and " + (f"**{value('shown Real <-> Fake'):.1%}** go from Real to Fake or back (the other crossings land in Uncertain)."
+                             if value("shown Real <-> Fake") else "**none** goes from Real to Fake or back: the Uncertain band catches every crossing."),
+        "The faces that move are the ones near the threshold, so a score close to the band deserves the band's caution.",
+        "The behaviour tests' smaller samples (`tests/test_model_behaviour.py`): mean change "
         + ", ".join(f"{fmt} {number:.3f}" for fmt, number in behaviour.items())
         + (f"; a 1024-px PNG saved as JPEG 95 at most {swap:.3f}." if swap is not None else "."),
         "",

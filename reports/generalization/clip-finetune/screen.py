@@ -10,9 +10,11 @@ Numbers: `sd21` (ROC AUC of every SD 2.1 face against the in-distribution test r
 >= 512-px image), `test_auc` (in-distribution test faces), `processed_auc` (1,000 other train faces, no person shared
 with the subsample, on their processed copies) and `clean_auc` (the same faces clean).
 
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py
+    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py            # the tie strengths 0 and 1
+    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py 0.3        # other tie strengths, added
 """
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -107,14 +109,16 @@ def main() -> None:
     float_tower = clip_probe.build_tower(args.clip_weights, 5, 224)
     block = float_tower.blocks[4]
     frozen = {name: features(block, values) for name, values in tok.items()}
-    results = {}
+    results = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
     for key, views in (("frozen layer 5, linear, clean rows", ["sub"]), ("frozen layer 5, linear, + processed rows", ["sub", "sub_p"])):
         probe = fit_probe(np.concatenate([frozen[v] for v in views]), np.tile(labels[subsample], len(views)))
         results[key] = measure(lambda name: probe.decision_function(frozen[name]))
         print(key, results[key], flush=True)
     weight, bias = linear_map(fit_probe(frozen["sub"], labels[subsample]))  # LP: the head starts as the clean probe
 
-    for key, tie in (("layer 5 trained (LP-FT), + processed rows", 0.0), ("layer 5 trained (LP-FT), + processed rows, tied (lambda 1)", 1.0)):
+    ties = [float(v) for v in sys.argv[1:]] or [0.0, 1.0]
+    for tie in ties:
+        key = "layer 5 trained (LP-FT), + processed rows" + (f", tied (lambda {tie:g})" if tie else "")
         trained = clip_probe.build_tower(args.clip_weights, 5, 224).blocks[4]
         head = torch.nn.Linear(768, 1)
         with torch.no_grad():

@@ -104,7 +104,7 @@ def test_resaved_views_are_built_and_cached_beside_the_others(faces_dir, tmp_pat
 @pytest.mark.parametrize("view", ["augmented", "augmented-x", "noisy-1", "resaved", ""])
 def test_unknown_views_are_refused(view):
     with pytest.raises(ValueError, match="view must be"):
-        app_faces.view_seed(view)
+        app_faces.parse_view(view)
 
 
 def _folder_with_crop_scale(tmp_path, value) -> Path:

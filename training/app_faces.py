@@ -82,11 +82,6 @@ def cache_stem(name: str, view: str, crop_scale: float = FACE_CROP_SCALE) -> str
     return f"{name}.{view}" if crop_scale == FACE_CROP_SCALE else f"{name}.{view}.x{crop_scale:g}"
 
 
-def view_seed(view: str) -> int | None:
-    """None for "clean", the seed of "augmented-<seed>" or "resaved-<seed>"; anything else is refused."""
-    return parse_view(view)[1]
-
-
 def parse_view(view: str) -> tuple[str, int | None]:
     """("clean", None) or (kind, seed) for "<kind>-<seed>", kind one of VIEWS; anything else is refused."""
     if view == "clean":

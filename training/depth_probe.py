@@ -57,14 +57,19 @@ def pooled_block_features(model, faces: np.ndarray, data_config: dict, batch_siz
     return {key: np.concatenate(parts).astype(np.float32) for key, parts in collected.items()}
 
 
-def fit_probe(features: np.ndarray, labels: np.ndarray):
-    """A standardised, class-balanced, L2-regularised logistic regression."""
+def logistic_regression():
+    """The probes' head, unfitted: class-balanced, L2-regularised (C=0.1) logistic regression."""
     from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced")
+
+
+def fit_probe(features: np.ndarray, labels: np.ndarray):
+    """A standardised `logistic_regression`, fitted."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
-    return probe.fit(features, labels)
+    return make_pipeline(StandardScaler(), logistic_regression()).fit(features, labels)
 
 
 # What a source's images share beyond real/fake: CelebA photos and their StarGAN/AttGAN edits; FFHQ, CelebA-HQ and

@@ -12,7 +12,7 @@ differences (changed - clean) of the same train rows, M = D^T D / n scaled to me
 
 so a weight along a direction re-saves move costs `1 + strength * m` times what it costs elsewhere (m: that
 direction's share of the re-save variance). Substituting w = A^(-1/2) v with A = I + strength * M turns it into the
-usual L2 logistic regression on z A^(-1/2) (`training.depth_probe.fit_probe`'s C and class weights), and
+usual L2 logistic regression on z A^(-1/2) (`training.depth_probe.logistic_regression`, fit_probe's head), and
 `linear_map` folds it back into one (weight, bias) on the raw features: still one linear layer, no cost at inference.
 strength 0 is `fit_probe` itself.
 """
@@ -20,8 +20,6 @@ strength 0 is `fit_probe` itself.
 from __future__ import annotations
 
 import numpy as np
-
-C = 0.1  # training.depth_probe.fit_probe's
 
 
 class PenalisedProbe:
@@ -59,7 +57,7 @@ def difference_moment(clean: np.ndarray, changed: list[np.ndarray], scale: np.nd
 def fit_penalised_probe(clean: np.ndarray, changed: list[np.ndarray], labels: np.ndarray, strength: float) -> PenalisedProbe:
     """The class-balanced L2 logistic regression on the clean rows, penalised `strength` x along what `changed`
     (views of the same rows, in the same order) moves; see the module docstring."""
-    from sklearn.linear_model import LogisticRegression
+    from training.depth_probe import logistic_regression
 
     if not strength >= 0:
         raise ValueError(f"the penalty strength must be >= 0, got {strength}")
@@ -69,6 +67,5 @@ def fit_penalised_probe(clean: np.ndarray, changed: list[np.ndarray], labels: np
     eigenvalues, vectors = np.linalg.eigh(difference_moment(clean, changed, scale))
     eigenvalues = np.clip(eigenvalues, 0, None)
     inverse_root = (vectors / np.sqrt(1 + strength * eigenvalues)) @ vectors.T
-    regression = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-    regression.fit(((clean - mean) / scale) @ inverse_root, labels)
+    regression = logistic_regression().fit(((clean - mean) / scale) @ inverse_root, labels)
     return PenalisedProbe(mean, scale, inverse_root, regression, eigenvalues[::-1])

@@ -299,10 +299,10 @@ def _how_to_retrain(config: dict, architecture: str, name: str) -> str:
     build = f"python -m training.build_dataset --source ../shared/data/faces --output {dataset}  # exact build: dataset_card.md"
     if _is_clip_probe(config):
         crop_scale = "" if config.get("crop_scale", FACE_CROP_SCALE) == FACE_CROP_SCALE else f" --crop_scale {config['crop_scale']:g}"
-        directions = f" --processing_directions {config['processing_directions']}" if config.get("processing_directions") else ""
+        copy_flags = f" --processing_directions {config['processing_directions']}" if config.get("processing_directions") else ""
         if config.get("invariance_penalty"):
-            directions += f" --resaved_views {config.get('resaved_views', 0)} --invariance_penalty {config['invariance_penalty']:g}"
-        framing = (f"--app_faces data/app-faces{crop_scale} --augmented_views {config.get('augmented_views', 0)}{directions}" if config.get("framing") == "app"
+            copy_flags += f" --resaved_views {config.get('resaved_views', 0)} --invariance_penalty {config['invariance_penalty']:g}"
+        framing = (f"--app_faces data/app-faces{crop_scale} --augmented_views {config.get('augmented_views', 0)}{copy_flags}" if config.get("framing") == "app"
                    else "--framing square --face_cache data/face-cache --augmented_views 0")
         return f"""```bash
 {build}

@@ -1,20 +1,25 @@
-"""A first screen of the lever every frozen head pointed to: training CLIP's fifth layer (LP-FT: the head first fitted
-on the frozen layer, then layer and head trained together) on the train faces and their processed copies, with or
+"""A screen of the lever every frozen head pointed to: training CLIP's fifth layer (LP-FT: the head first fitted on
+the frozen layer, then layer and head trained together) on the train faces and their processed copies, with or
 without tying each copy's logit to its clean face's. Too slow here for six leave-one-source-out trainings (one layer
 trains at about 17 faces/s on 2 cores), so one screen: SD 2.1 and every image >= 512 px are held out *together* from
-a 3,000-face train subsample, and the frozen-layer heads are scored under the same protocol.
+the train faces, and the frozen-layer heads are scored under the same protocol.
 
 Inputs: the faces framed at 1.75x the box (`training.app_faces` caches, "clean" and "augmented-1"); layer 4's tokens
-from the smoothed int8 tower (what the app runs), computed once here; layer 5 and the head in float.
+from the smoothed int8 tower (what the app runs), computed once (kept on disk with `--tokens DIR`, resumable); layer 5
+and the head in float. Train faces: `--train_faces 3000` drawn from three quarters of the people (stop 13's screen),
+or `all` of them; `--epochs` passes over them at a constant learning rate (with `--checkpoint DIR` each epoch is saved and a rerun
+resumes after the last one, so a larger `--epochs` continues a finished run; every epoch is scored).
 Numbers: `sd21` (ROC AUC of every SD 2.1 face against the in-distribution test reals), `highres` (ROC AUC among every
->= 512-px image), `test_auc` (in-distribution test faces), `processed_auc` (1,000 other train faces, no person shared
-with the subsample, on their processed copies) and `clean_auc` (the same faces clean).
+>= 512-px image), `test_auc` (in-distribution test faces), `processed_auc` (1,000 faces of the other quarter of the
+people, on their processed copies) and `clean_auc` (the same faces clean).
 
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py            # the tie strengths 0 and 1
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py 0.3        # other tie strengths, added
+    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py                    # stop 13: ties 0 and 1
+    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --ties 0.3         # other tie strengths, added
+    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --train_faces all --epochs 2 --ties 1 \
+        --tokens runs/clip-finetune/tokens --checkpoint runs/clip-finetune/all-tie1           # stop 14
 """
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit
+from tqdm import tqdm
 
 from training import clip_probe
 from training.data import load_built_dataset
@@ -33,17 +39,36 @@ OUTPUT = Path(__file__).with_name("screen.json")
 ARGS = ["--dataset", "data/faces-dataset-v2", "--app_faces", "data/app-faces-v2", "--clip_weights",
         "weights/vit_base_patch16_clip_quickgelu_224.safetensors", "--crop_scale", "1.75", "--output_dir", "/tmp/unused",
         "--augmented_views", "0"]
+SHAPE = (197, 768)
 
 
-def tokens(runner, faces: np.ndarray, data_config: dict) -> np.ndarray:
-    """Layer 4's tokens (n, 197, 768) float16, one face per call (int8)."""
+def tokens(runner, faces: np.ndarray, data_config: dict, path: Path | None = None, desc: str = "tokens") -> np.ndarray:
+    """Layer 4's tokens (n, 197, 768) float16, one face per call (int8, as the app runs it). With `path`, kept in
+    `<path>.npy` and resumed from `<path>.partial.npy` / `<path>.done` after a crash."""
     from deepfake_detector.preprocess import to_model_tensor
 
-    out = np.zeros((len(faces), 197, 768), dtype=np.float16)
+    if path is not None and path.with_suffix(".npy").is_file():
+        return np.load(path.with_suffix(".npy"), mmap_mode="r")
+    if path is None:
+        out, start = np.zeros((len(faces), *SHAPE), dtype=np.float16), 0
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial, done = path.with_suffix(".partial.npy"), path.with_suffix(".done")
+        start = int(done.read_text()) if done.is_file() and partial.is_file() else 0
+        out = np.lib.format.open_memmap(partial, mode="r+" if start else "w+", dtype=np.float16, shape=(len(faces), *SHAPE))
     with torch.inference_mode():
-        for i, face in enumerate(faces):
-            out[i] = runner.forward_features(to_model_tensor(face, data_config)[None])[0].numpy()
-    return out
+        for i in tqdm(range(start, len(faces)), desc=desc, unit="face", initial=start, total=len(faces)):
+            out[i] = runner.forward_features(to_model_tensor(faces[i], data_config)[None])[0].numpy()
+            if path is not None and (i + 1) % 256 == 0:
+                out.flush()
+                done.write_text(str(i + 1))
+    if path is None:
+        return out
+    out.flush()
+    del out
+    partial.replace(path.with_suffix(".npy"))
+    done.unlink(missing_ok=True)
+    return np.load(path.with_suffix(".npy"), mmap_mode="r")
 
 
 def pooled(block, x: torch.Tensor) -> torch.Tensor:
@@ -52,10 +77,27 @@ def pooled(block, x: torch.Tensor) -> torch.Tensor:
 
 def features(block, toks: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
-        return np.concatenate([pooled(block, torch.from_numpy(toks[i:i + 64]).float()).numpy() for i in range(0, len(toks), 64)])
+        return np.concatenate([pooled(block, torch.from_numpy(np.array(toks[i:i + 64])).float()).numpy() for i in range(0, len(toks), 64)])
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train_faces", default="3000", help="how many train faces ('all': every face of the three quarters of the people)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--ties", type=float, nargs="+", default=[0.0, 1.0], help="tie strengths lambda to train with (0: untied)")
+    parser.add_argument("--tokens", type=Path, help="folder for layer 4's tokens (float16 memmaps, ~300 KB per face)")
+    parser.add_argument("--checkpoint", type=Path, help="folder for the trained layer and head after each epoch (resumes)")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    if args.train_faces != "all" and not args.train_faces.isdigit():
+        parser.error(f"--train_faces must be a number or 'all', got {args.train_faces!r}")
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    return args
+
+
+def main(argv=None) -> None:
+    options = parse_args(argv)
     torch.set_num_threads(2)
     torch.manual_seed(0)
     start = time.time()
@@ -71,7 +113,13 @@ def main() -> None:
     pool = np.flatnonzero(~held["train"])
     rng = np.random.default_rng(0)
     subsample_part, fold_part = next(GroupShuffleSplit(1, test_size=0.25, random_state=0).split(pool, groups=groups[pool]))
-    subsample = np.sort(rng.choice(pool[subsample_part], 3000, replace=False))
+    if options.train_faces == "all":
+        subsample = np.sort(pool[subsample_part])
+        rng.choice(pool[subsample_part], 3000, replace=False)  # the same fold as the 3,000-face screen
+        suffix = f", all {len(subsample):,} faces"
+    else:
+        subsample = np.sort(rng.choice(pool[subsample_part], int(options.train_faces), replace=False))
+        suffix = "" if options.train_faces == "3000" else f", {int(options.train_faces):,} faces"
     fold = np.sort(rng.choice(pool[fold_part], 1000, replace=False))
 
     args = clip_probe.build_parser().parse_args(ARGS + ["--depth", "4"])
@@ -81,12 +129,16 @@ def main() -> None:
     # the rows scored: SD 2.1 and >= 512 px from every split, the in-distribution test faces
     scored = {s: np.flatnonzero(held[s]) for s in faces}
     test_in = np.flatnonzero(~held["test"])
-    tok = {
-        "sub": tokens(runner, faces["train"][subsample], data_config), "sub_p": tokens(runner, processed[subsample], data_config),
-        "fold": tokens(runner, faces["train"][fold], data_config), "fold_p": tokens(runner, processed[fold], data_config),
-        "test": tokens(runner, faces["test"][test_in], data_config),
-        **{f"held_{s}": tokens(runner, faces[s][scored[s]], data_config) for s in faces},
+    sets = {
+        "sub": faces["train"][subsample], "sub_p": processed[subsample],
+        "fold": faces["train"][fold], "fold_p": processed[fold],
+        "test": faces["test"][test_in],
+        **{f"held_{s}": faces[s][scored[s]] for s in faces},
     }
+    size = "all" if options.train_faces == "all" else options.train_faces
+    stems = {name: f"{name}-{size}" if name.startswith("sub") else name for name in sets}  # only the train faces vary
+    tok = {name: tokens(runner, rows, data_config, options.tokens / stems[name] if options.tokens else None, name)
+           for name, rows in sets.items()}
     print(f"tokens in {time.time() - start:.0f} s", flush=True)
     test_labels = np.asarray(dataset["test"]["label"])[test_in]
     held_labels = np.concatenate([np.asarray(dataset[s]["label"])[scored[s]] for s in faces])
@@ -106,45 +158,64 @@ def main() -> None:
             "processed_auc": round(float(roc_auc_score(labels[fold], score("fold_p"))), 4),
         }
 
+    results = json.loads(options.output.read_text()) if options.output.is_file() else {}
+
+    def record(key: str, value: dict) -> None:
+        results[key] = value
+        print(key, value, flush=True)
+        options.output.write_text(json.dumps(results, indent=2))
+
     float_tower = clip_probe.build_tower(args.clip_weights, 5, 224)
     block = float_tower.blocks[4]
     frozen = {name: features(block, values) for name, values in tok.items()}
-    results = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
     for key, views in (("frozen layer 5, linear, clean rows", ["sub"]), ("frozen layer 5, linear, + processed rows", ["sub", "sub_p"])):
         probe = fit_probe(np.concatenate([frozen[v] for v in views]), np.tile(labels[subsample], len(views)))
-        results[key] = measure(lambda name: probe.decision_function(frozen[name]))
-        print(key, results[key], flush=True)
+        record(key + suffix, measure(lambda name: probe.decision_function(frozen[name])))
     weight, bias = linear_map(fit_probe(frozen["sub"], labels[subsample]))  # LP: the head starts as the clean probe
+    del frozen
 
-    ties = [float(v) for v in sys.argv[1:]] or [0.0, 1.0]
-    for tie in ties:
-        key = "layer 5 trained (LP-FT), + processed rows" + (f", tied (lambda {tie:g})" if tie else "")
+    for tie in options.ties:
+        key = "layer 5 trained (LP-FT), + processed rows" + (f", tied (lambda {tie:g})" if tie else "") + suffix
         trained = clip_probe.build_tower(args.clip_weights, 5, 224).blocks[4]
         head = torch.nn.Linear(768, 1)
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(weight[None]).float())
             head.bias.fill_(bias)
         optimizer = torch.optim.AdamW([{"params": trained.parameters(), "lr": 1e-5}, {"params": head.parameters(), "lr": 1e-4}], weight_decay=0.01)
+        first_epoch = 0
+        state_path = options.checkpoint / f"tie{tie:g}.pt" if options.checkpoint else None
+        if state_path is not None and state_path.is_file():
+            state = torch.load(state_path, weights_only=True)
+            trained.load_state_dict(state["layer"])
+            head.load_state_dict(state["head"])
+            optimizer.load_state_dict(state["optimizer"])
+            first_epoch = int(state["epoch"])
+            print(f"{key}: resumed after epoch {first_epoch}", flush=True)
         y = torch.from_numpy(labels[subsample].astype(np.float32))
         class_weight = torch.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
-        trained.train()
-        for epoch in range(2):
-            for batch in torch.randperm(len(y), generator=torch.Generator().manual_seed(epoch)).split(16):
-                index = batch.numpy()
-                clean_logit = head(pooled(trained, torch.from_numpy(tok["sub"][index]).float())).squeeze(1)
-                copy_logit = head(pooled(trained, torch.from_numpy(tok["sub_p"][index]).float())).squeeze(1)
-                loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(l, y[batch], weight=class_weight[batch]) for l in (clean_logit, copy_logit)) / 2
+        for epoch in range(first_epoch, options.epochs):
+            trained.train()
+            order = torch.randperm(len(y), generator=torch.Generator().manual_seed(epoch)).split(16)
+            for batch in tqdm(order, desc=f"tie {tie:g} epoch {epoch + 1}", unit="batch"):
+                index = np.sort(batch.numpy())  # sorted: the memmaps read forwards
+                target = y[index]
+                clean_logit = head(pooled(trained, torch.from_numpy(np.array(tok["sub"][index])).float())).squeeze(1)
+                copy_logit = head(pooled(trained, torch.from_numpy(np.array(tok["sub_p"][index])).float())).squeeze(1)
+                loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(l, target, weight=class_weight[index]) for l in (clean_logit, copy_logit)) / 2
                 loss = loss + tie * ((copy_logit - clean_logit) ** 2).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             print(f"{key}: epoch {epoch + 1} done at {time.time() - start:.0f} s", flush=True)
-        trained.eval()
-        tuned = {name: features(trained, values) for name, values in tok.items()}
-        results[key] = measure(lambda name: tuned[name] @ head.weight.detach().numpy()[0] + float(head.bias))
-        print(key, results[key], flush=True)
-        OUTPUT.write_text(json.dumps(results, indent=2))
-    OUTPUT.write_text(json.dumps(results, indent=2))
+            if state_path is not None:
+                state_path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"layer": trained.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}, state_path.with_suffix(".tmp"))
+                state_path.with_suffix(".tmp").replace(state_path)
+            trained.eval()
+            tuned = {name: features(trained, values) for name, values in tok.items() if not name.startswith("sub")}
+            scores = lambda name: tuned[name] @ head.weight.detach().numpy()[0] + float(head.bias)  # noqa: E731
+            stop13_row = options.train_faces == "3000" and epoch + 1 == 2  # the rows stop 13 named without epochs
+            record(key + ("" if stop13_row else f", {epoch + 1} epoch{'s' if epoch else ''}"), measure(scores))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ people, on their processed copies) and `clean_auc` (the same faces clean).
     PYTHONPATH=. python reports/generalization/clip-finetune/screen.py                    # stop 13: ties 0 and 1
     PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --ties 0.3         # other tie strengths, added
     PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --train_faces all --epochs 2 --ties 1 \
-        --tokens runs/clip-finetune/tokens --checkpoint runs/clip-finetune/all-tie1           # stop 14
+        --tokens runs/clip-finetune/tokens --checkpoint runs/clip-finetune/all                # stop 14
 """
 import argparse
 import json
@@ -85,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train_faces", default="3000", help="how many train faces ('all': every face of the three quarters of the people)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--ties", type=float, nargs="+", default=[0.0, 1.0], help="tie strengths lambda to train with (0: untied)")
+    parser.add_argument("--tie_on", choices=["logit", "features"], default="logit",
+                        help="what a copy is tied to its clean face by: the head's logit, or layer 5's mean patch token "
+                             "(squared difference in units of each feature's spread over the frozen train faces, averaged)")
     parser.add_argument("--tokens", type=Path, help="folder for layer 4's tokens (float16 memmaps, ~300 KB per face)")
     parser.add_argument("--checkpoint", type=Path, help="folder for the trained layer and head after each epoch (resumes)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
@@ -170,12 +173,13 @@ def main(argv=None) -> None:
     frozen = {name: features(block, values) for name, values in tok.items()}
     for key, views in (("frozen layer 5, linear, clean rows", ["sub"]), ("frozen layer 5, linear, + processed rows", ["sub", "sub_p"])):
         probe = fit_probe(np.concatenate([frozen[v] for v in views]), np.tile(labels[subsample], len(views)))
-        record(key + suffix, measure(lambda name: probe.decision_function(frozen[name])))
+        record(key + suffix, measure(lambda name, probe=probe: probe.decision_function(frozen[name])))
     weight, bias = linear_map(fit_probe(frozen["sub"], labels[subsample]))  # LP: the head starts as the clean probe
-    del frozen
+    spread = torch.from_numpy(frozen["sub"].std(0) + 1e-6).float()
 
     for tie in options.ties:
-        key = "layer 5 trained (LP-FT), + processed rows" + (f", tied (lambda {tie:g})" if tie else "") + suffix
+        on = " on features" if options.tie_on == "features" else ""
+        key = "layer 5 trained (LP-FT), + processed rows" + (f", tied{on} (lambda {tie:g})" if tie else "") + suffix
         trained = clip_probe.build_tower(args.clip_weights, 5, 224).blocks[4]
         head = torch.nn.Linear(768, 1)
         with torch.no_grad():
@@ -183,7 +187,7 @@ def main(argv=None) -> None:
             head.bias.fill_(bias)
         optimizer = torch.optim.AdamW([{"params": trained.parameters(), "lr": 1e-5}, {"params": head.parameters(), "lr": 1e-4}], weight_decay=0.01)
         first_epoch = 0
-        state_path = options.checkpoint / f"tie{tie:g}.pt" if options.checkpoint else None
+        state_path = options.checkpoint / f"tie{'-features' if on else ''}{tie:g}.pt" if options.checkpoint else None
         if state_path is not None and state_path.is_file():
             state = torch.load(state_path, weights_only=True)
             trained.load_state_dict(state["layer"])
@@ -199,10 +203,12 @@ def main(argv=None) -> None:
             for batch in tqdm(order, desc=f"tie {tie:g} epoch {epoch + 1}", unit="batch"):
                 index = np.sort(batch.numpy())  # sorted: the memmaps read forwards
                 target = y[index]
-                clean_logit = head(pooled(trained, torch.from_numpy(np.array(tok["sub"][index])).float())).squeeze(1)
-                copy_logit = head(pooled(trained, torch.from_numpy(np.array(tok["sub_p"][index])).float())).squeeze(1)
+                clean = pooled(trained, torch.from_numpy(np.array(tok["sub"][index])).float())
+                copy = pooled(trained, torch.from_numpy(np.array(tok["sub_p"][index])).float())
+                clean_logit, copy_logit = head(clean).squeeze(1), head(copy).squeeze(1)
                 loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(l, target, weight=class_weight[index]) for l in (clean_logit, copy_logit)) / 2
-                loss = loss + tie * ((copy_logit - clean_logit) ** 2).mean()
+                moved = (copy_logit - clean_logit) if options.tie_on == "logit" else (copy - clean) / spread
+                loss = loss + tie * (moved ** 2).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -213,7 +219,8 @@ def main(argv=None) -> None:
                 state_path.with_suffix(".tmp").replace(state_path)
             trained.eval()
             tuned = {name: features(trained, values) for name, values in tok.items() if not name.startswith("sub")}
-            scores = lambda name: tuned[name] @ head.weight.detach().numpy()[0] + float(head.bias)  # noqa: E731
+            w, b = head.weight.detach().numpy()[0], float(head.bias)
+            scores = lambda name, tuned=tuned, w=w, b=b: tuned[name] @ w + b
             stop13_row = options.train_faces == "3000" and epoch + 1 == 2  # the rows stop 13 named without epochs
             record(key + ("" if stop13_row else f", {epoch + 1} epoch{'s' if epoch else ''}"), measure(scores))
 

@@ -90,12 +90,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(squared difference in units of each feature's spread over the frozen train faces, averaged)")
     parser.add_argument("--tokens", type=Path, help="folder for layer 4's tokens (float16 memmaps, ~300 KB per face)")
     parser.add_argument("--checkpoint", type=Path, help="folder for the trained layer and head after each epoch (resumes)")
+    parser.add_argument("--no_copies", action="store_true", help="train layer and head on the clean faces only (no processed copies, no tie)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if args.train_faces != "all" and not args.train_faces.isdigit():
         parser.error(f"--train_faces must be a number or 'all', got {args.train_faces!r}")
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    if args.no_copies and any(args.ties):
+        parser.error("--no_copies trains without processed copies: there is nothing to tie (use --ties 0)")
     return args
 
 
@@ -179,7 +182,8 @@ def main(argv=None) -> None:
 
     for tie in options.ties:
         on = " on features" if options.tie_on == "features" else ""
-        key = "layer 5 trained (LP-FT), + processed rows" + (f", tied{on} (lambda {tie:g})" if tie else "") + suffix
+        rows = ", clean rows only" if options.no_copies else ", + processed rows"
+        key = "layer 5 trained (LP-FT)" + rows + (f", tied{on} (lambda {tie:g})" if tie else "") + suffix
         trained = clip_probe.build_tower(args.clip_weights, 5, 224).blocks[4]
         head = torch.nn.Linear(768, 1)
         with torch.no_grad():
@@ -187,7 +191,7 @@ def main(argv=None) -> None:
             head.bias.fill_(bias)
         optimizer = torch.optim.AdamW([{"params": trained.parameters(), "lr": 1e-5}, {"params": head.parameters(), "lr": 1e-4}], weight_decay=0.01)
         first_epoch = 0
-        state_path = options.checkpoint / f"tie{'-features' if on else ''}{tie:g}.pt" if options.checkpoint else None
+        state_path = options.checkpoint / ("clean.pt" if options.no_copies else f"tie{'-features' if on else ''}{tie:g}.pt") if options.checkpoint else None
         if state_path is not None and state_path.is_file():
             state = torch.load(state_path, weights_only=True)
             trained.load_state_dict(state["layer"])
@@ -204,11 +208,14 @@ def main(argv=None) -> None:
                 index = np.sort(batch.numpy())  # sorted: the memmaps read forwards
                 target = y[index]
                 clean = pooled(trained, torch.from_numpy(np.array(tok["sub"][index])).float())
-                copy = pooled(trained, torch.from_numpy(np.array(tok["sub_p"][index])).float())
-                clean_logit, copy_logit = head(clean).squeeze(1), head(copy).squeeze(1)
-                loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(l, target, weight=class_weight[index]) for l in (clean_logit, copy_logit)) / 2
-                moved = (copy_logit - clean_logit) if options.tie_on == "logit" else (copy - clean) / spread
-                loss = loss + tie * (moved ** 2).mean()
+                clean_logit = head(clean).squeeze(1)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(clean_logit, target, weight=class_weight[index])
+                if not options.no_copies:
+                    copy = pooled(trained, torch.from_numpy(np.array(tok["sub_p"][index])).float())
+                    copy_logit = head(copy).squeeze(1)
+                    loss = (loss + torch.nn.functional.binary_cross_entropy_with_logits(copy_logit, target, weight=class_weight[index])) / 2
+                    moved = (copy_logit - clean_logit) if options.tie_on == "logit" else (copy - clean) / spread
+                    loss = loss + tie * (moved ** 2).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -15,8 +15,9 @@ people, on their processed copies) and `clean_auc` (the same faces clean).
 
     PYTHONPATH=. python reports/generalization/clip-finetune/screen.py                    # stop 13: ties 0 and 1
     PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --ties 0.3         # other tie strengths, added
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --train_faces all --epochs 2 --ties 1 \
-        --tokens runs/clip-finetune/tokens --checkpoint runs/clip-finetune/all                # stop 14
+    # stop 14, all train faces (add --tie_on features, or --no_copies --ties 0, for the other two rows)
+    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --train_faces all --epochs 1 --ties 1 \
+        --tokens runs/clip-finetune/tokens --checkpoint runs/clip-finetune/all
 """
 import argparse
 import json

@@ -175,10 +175,11 @@ def main(argv=None) -> None:
     float_tower = clip_probe.build_tower(args.clip_weights, 5, 224)
     block = float_tower.blocks[4]
     frozen = {name: features(block, values) for name, values in tok.items()}
+    probes = {}
     for key, views in (("frozen layer 5, linear, clean rows", ["sub"]), ("frozen layer 5, linear, + processed rows", ["sub", "sub_p"])):
-        probe = fit_probe(np.concatenate([frozen[v] for v in views]), np.tile(labels[subsample], len(views)))
+        probes[key] = probe = fit_probe(np.concatenate([frozen[v] for v in views]), np.tile(labels[subsample], len(views)))
         record(key + suffix, measure(lambda name, probe=probe: probe.decision_function(frozen[name])))
-    weight, bias = linear_map(fit_probe(frozen["sub"], labels[subsample]))  # LP: the head starts as the clean probe
+    weight, bias = linear_map(probes["frozen layer 5, linear, clean rows"])  # LP: the head starts as the clean probe
     spread = torch.from_numpy(frozen["sub"].std(0) + 1e-6).float()
 
     for tie in options.ties:
@@ -192,7 +193,8 @@ def main(argv=None) -> None:
             head.bias.fill_(bias)
         optimizer = torch.optim.AdamW([{"params": trained.parameters(), "lr": 1e-5}, {"params": head.parameters(), "lr": 1e-4}], weight_decay=0.01)
         first_epoch = 0
-        state_path = options.checkpoint / ("clean.pt" if options.no_copies else f"tie{'-features' if on else ''}{tie:g}.pt") if options.checkpoint else None
+        run = "clean" if options.no_copies else f"tie{'-features' if on else ''}{tie:g}"
+        state_path = options.checkpoint / f"{size}-{run}.pt" if options.checkpoint else None  # never another run's layer
         if state_path is not None and state_path.is_file():
             state = torch.load(state_path, weights_only=True)
             trained.load_state_dict(state["layer"])

@@ -68,3 +68,40 @@ def test_layer_features_are_class_token_and_mean_patch_token(tmp_path):
         expected = np.concatenate([layer[:, 0], layer[:, 1:].mean(1)], 1)
         np.testing.assert_allclose(features[f"layer{depth}"], expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(features["cls_all"], np.concatenate([tokens[:, 0] + d for d in (1, 2, 3)], 1), rtol=1e-5, atol=1e-5)
+
+
+def _integer_matmul(a_zero_point: int, b: np.ndarray, b_zero_point: np.ndarray):
+    """a (uint8, runtime input) x b (int8 weights) as ONNX MatMulInteger with zero points, like the quantised tower."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b", "a_zp", "b_zp"], ["y"], name="mm")], "mm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, ["rows", b.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["rows", b.shape[1]])],
+        initializer=[
+            helper.make_tensor("b", TensorProto.INT8, b.shape, b.ravel().tolist()),
+            helper.make_tensor("a_zp", TensorProto.UINT8, [], [a_zero_point]),
+            helper.make_tensor("b_zp", TensorProto.INT8, [b.shape[1]], b_zero_point.tolist()),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    return model
+
+
+def test_integer_matmuls_are_computed_without_saturation_on_any_cpu(tmp_path):
+    # extreme u8 x s8 pairs: AVX2 kernels without VNNI add two 255 x 127 products into 16 bits and saturate them
+    import onnxruntime
+
+    rng = np.random.default_rng(0)
+    a = np.where(rng.random((3, 768)) < 0.5, 255, rng.integers(0, 256, (3, 768))).astype(np.uint8)
+    b = np.where(rng.random((768, 5)) < 0.5, 127, rng.integers(-128, 128, (768, 5))).astype(np.int8)
+    b_zero_point = np.array([0, 1, -2, 3, -128], dtype=np.int8)
+    model = _integer_matmul(7, b, b_zero_point)
+    assert clip_features.exact_integer_matmuls(model) == 1
+    assert "MatMulInteger" not in {node.op_type for node in model.graph.node}
+    onnx.save(model, str(tmp_path / "exact.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "exact.onnx"), providers=["CPUExecutionProvider"])
+    [result] = session.run(["y"], {"a": a})
+    expected = (a.astype(np.int64) - 7) @ (b.astype(np.int64) - b_zero_point.astype(np.int64))
+    assert result.dtype == np.int32
+    # sums above 2**24 round as float32 does, as the graph's next Cast (int32 -> float) rounds them anyway; a
+    # saturated pair is off by thousands
+    np.testing.assert_allclose(result, expected, rtol=1e-7, atol=0)

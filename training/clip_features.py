@@ -38,6 +38,7 @@ def with_layer_outputs(source: str | Path, destination: str | Path, node_pattern
         names.append(nodes[node_pattern.format(index=len(names))].output[0])
     if not names:
         raise ValueError(f"{source}: no node named like {node_pattern.format(index=0)!r}; not a CLIP image tower export")
+    exact_integer_matmuls(model)
     existing = {output.name for output in model.graph.output}
     model.graph.output.extend(
         onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", "tokens", "width"])
@@ -48,6 +49,46 @@ def with_layer_outputs(source: str | Path, destination: str | Path, node_pattern
     Path(destination).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(destination))
     return names
+
+
+def exact_integer_matmuls(model) -> int:
+    """Rewrite every `MatMulInteger` of the ONNX `model` (in place) as the same integer product computed in float:
+    Cast, subtract the zero points, MatMul, Round, Cast back to int32. Returns how many were rewritten.
+
+    ONNX Runtime's u8 x s8 kernel on x86 CPUs without VNNI (AVX2 only: AMD Zen 3, Intel before Ice Lake) adds pairs of
+    products into 16 bits with saturation, so the tower's int8 outputs depend on the CPU: on one such machine here the
+    residual stream's correlation with the float tower fell from 0.99 after layer 0 to 0.09 by layer 11 (on VNNI
+    CPUs: > 0.95 at every layer). In float the products are exact and a sum above 2**24 is rounded as the graph's next
+    Cast (int32 -> float) rounds it anyway, so the rewrite gives what VNNI hardware gives, on every CPU, at about twice
+    the time (here 312 instead of 167 ms per face on 2 cores)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    rewritten, nodes = 0, []
+    for node in model.graph.node:
+        if node.op_type != "MatMulInteger":
+            nodes.append(node)
+            continue
+        stem = f"{node.name or node.output[0]}/exact"
+        operands = []
+        for side, (value, zero_point) in enumerate(zip(node.input[:2], list(node.input[2:4]) + ["", ""])):
+            as_float = f"{stem}/operand{side}"
+            nodes.append(helper.make_node("Cast", [value], [as_float], to=TensorProto.FLOAT))
+            if zero_point:
+                nodes.append(helper.make_node("Cast", [zero_point], [f"{as_float}/zero_point"], to=TensorProto.FLOAT))
+                nodes.append(helper.make_node("Sub", [as_float, f"{as_float}/zero_point"], [f"{as_float}/centred"]))
+                as_float = f"{as_float}/centred"
+            operands.append(as_float)
+        nodes.append(helper.make_node("MatMul", operands, [f"{stem}/product"]))
+        nodes.append(helper.make_node("Round", [f"{stem}/product"], [f"{stem}/rounded"]))
+        nodes.append(helper.make_node("Cast", [f"{stem}/rounded"], [node.output[0]], to=TensorProto.INT32))
+        rewritten += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    if rewritten and all(opset.version < 11 for opset in model.opset_import if opset.domain in ("", "ai.onnx")):
+        raise ValueError("exact_integer_matmuls needs opset >= 11 (Round)")
+    onnx.checker.check_model(model)
+    return rewritten
 
 
 def to_clip_input(faces: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:

@@ -113,24 +113,45 @@ def test_clip_probe_end_to_end_on_corpus_faces(small_dataset, tmp_path):
     assert "| cls_all |" in (tmp_path / "probe" / "depth_probe.md").read_text()
 
 
-def test_nullspace_projection_removes_a_nuisance_and_keeps_what_is_independent_of_it():
-    rng = np.random.default_rng(1)
-    nuisance = rng.integers(0, 3, size=600)
-    independent = rng.normal(size=600)
-    features = np.column_stack([nuisance + 0.1 * rng.normal(size=600), independent, rng.normal(size=(600, 10))])
+def _nuisance_accuracy(features, nuisance):
     from sklearn.linear_model import LogisticRegression
 
-    def nuisance_accuracy(x):
-        return LogisticRegression(max_iter=1000).fit(x[:400], nuisance[:400]).score(x[400:], nuisance[400:])
+    half = len(nuisance) * 2 // 3
+    return LogisticRegression(max_iter=1000).fit(features[:half], nuisance[:half]).score(features[half:], nuisance[half:])
 
-    projection = depth_probe.nullspace_projection(features, nuisance)
-    assert nuisance_accuracy(features) > 0.95
-    assert nuisance_accuracy(features @ projection) < 0.5  # three balanced values: chance is 1/3
+
+def test_nullspace_projection_removes_a_nuisance_and_keeps_what_is_independent_of_it():
+    # three nuisance values, told apart along two directions: the first round removes exactly those two
+    rng = np.random.default_rng(1)
+    nuisance = rng.integers(0, 3, size=3000)
+    independent = rng.normal(size=3000)
+    features = np.column_stack([np.eye(3)[nuisance][:, 1:] + 0.1 * rng.normal(size=(3000, 2)), independent, rng.normal(size=(3000, 10))])
     from sklearn.linear_model import LinearRegression
 
+    projection = depth_probe.nullspace_projection(features, nuisance)
+    assert _nuisance_accuracy(features, nuisance) > 0.95
+    assert _nuisance_accuracy(features @ projection, nuisance) < 0.4  # three balanced values: chance is 1/3
+    assert np.linalg.matrix_rank(projection, tol=1e-6) == features.shape[1] - 2
     kept = features @ projection  # the independent column is still there, linearly
-    assert LinearRegression().fit(kept, independent).score(kept, independent) > 0.9
-    assert np.allclose(depth_probe.nullspace_projection(features, np.zeros(600)), np.eye(features.shape[1]))
+    assert LinearRegression().fit(kept, independent).score(kept, independent) > 0.99
+    assert np.allclose(depth_probe.nullspace_projection(features, np.zeros(3000)), np.eye(features.shape[1]))
+
+
+def test_nullspace_projection_over_several_rounds_is_one_projection():
+    # one ordinal column: a multinomial classifier removes two directions per round, the second one fitted to noise,
+    # and on some draws later rounds go on; what they remove must stay removed (symmetric and idempotent, not a
+    # product of the rounds' projections, which on draw 6 was neither)
+    ranks = []
+    for seed in (5, 6, 9):
+        rng = np.random.default_rng(seed)
+        nuisance = rng.integers(0, 3, size=600)
+        independent = rng.normal(size=600)
+        features = np.column_stack([nuisance + 0.1 * rng.normal(size=600), independent, rng.normal(size=(600, 10))])
+        projection = depth_probe.nullspace_projection(features, nuisance)
+        assert np.allclose(projection, projection.T) and np.allclose(projection @ projection, projection)
+        assert _nuisance_accuracy(features @ projection, nuisance) < 0.45
+        ranks.append(np.linalg.matrix_rank(projection, tol=1e-6))
+    assert min(ranks) < features.shape[1] - 2  # more than one round ran on some draw
 
 
 def test_project_out_look_uses_only_the_training_rows_it_is_given():

@@ -92,6 +92,7 @@ def nullspace_projection(features: np.ndarray, nuisance: np.ndarray, rounds: int
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
 
+    removed = np.zeros((features.shape[1], 0))  # orthonormal basis of every direction removed so far
     projection = np.eye(features.shape[1])
     values = np.unique(nuisance)
     for _ in range(rounds if len(values) > 1 else 0):
@@ -99,9 +100,16 @@ def nullspace_projection(features: np.ndarray, nuisance: np.ndarray, rounds: int
         classifier = LogisticRegression(C=0.1, max_iter=1000, class_weight="balanced").fit(projected, nuisance)
         if balanced_accuracy_score(nuisance, classifier.predict(projected)) <= 1 / len(values) + margin:
             break
-        weights = classifier.coef_
-        basis, _ = np.linalg.qr(weights.T)
-        projection = projection @ (np.eye(features.shape[1]) - basis @ basis.T)
+        # the classifier saw projected features, so only its weights' part inside the current nullspace acts; the
+        # basis grows by that part, and the projection stays one symmetric projection (a product of round-by-round
+        # projections is not one, and puts back some of what an earlier round removed)
+        directions = projection @ classifier.coef_.T
+        basis, singular, _ = np.linalg.svd(directions, full_matrices=False)
+        basis = basis[:, singular > 1e-10 * max(singular.max(), 1e-300)]
+        if not basis.shape[1]:
+            break
+        removed = np.linalg.qr(np.column_stack([removed, basis]))[0]
+        projection = np.eye(features.shape[1]) - removed @ removed.T
     return projection
 
 

@@ -90,3 +90,24 @@ def test_push_flags_need_an_id():
         build_dataset.parse_args(["--source", "x", "--output", "y", "--push_to_hub"])
     with pytest.raises(SystemExit):
         train.parse_args(["--dataset", "x", "--model", "resnet18", "--output_dir", "y", "--push_to_hub"])
+
+
+def test_card_lists_a_hub_dataset_only_when_training_read_it_from_the_hub():
+    import yaml
+
+    from training.model_card import render_model_card
+
+    import json
+
+    shipped = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
+    metrics, model_config = (json.loads((shipped / name).read_text()) for name in ("metrics.json", "config.json"))
+
+    def header(config: dict) -> dict:
+        card = render_model_card(metrics, config, model_config)
+        return yaml.safe_load(card.split("---")[1])
+
+    # a local build that is missing where the card is rendered (a fresh clone) still has the shape of ORG/NAME
+    local = header({"dataset": "data/faces-dataset-v2", "hub_dataset_id": ""})
+    assert "datasets" not in local and local["model-index"][0]["results"][0]["dataset"]["type"] == "faces-dataset"
+    pushed = header({"dataset": "data/faces-dataset-v2", "hub_dataset_id": "org/faces"})
+    assert pushed["datasets"] == ["org/faces"]

@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_built_dataset
 
     dataset = load_built_dataset(config.dataset)
+    if not config.hub_dataset_id and not Path(config.dataset).exists():
+        config.hub_dataset_id = config.dataset  # loaded from the Hub: the card lists it (decided here, where it is known)
     train_split, validation_split = (dataset[name].add_column("cache_row", list(range(len(dataset[name])))) for name in ("train", "validation"))
     train_split = hold_out(train_split, config)
     validation_split = hold_out(validation_split, config)

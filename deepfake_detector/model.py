@@ -117,10 +117,15 @@ class Detector:
         return self._logits(self.net, batch)
 
     def _logits(self, net: torch.nn.Module, batch: torch.Tensor) -> np.ndarray:
+        batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            logits = net(batch)
-            if self.test_time_flip:
-                logits = (logits + net(torch.flip(batch, dims=[3]))) / 2
+            if not self.test_time_flip:
+                logits = net(batch)
+            elif net is self.fast_net:  # int8 activations get one scale per call: a mirror image gets its own call
+                logits = (net(batch) + net(torch.flip(batch, dims=[3]))) / 2
+            else:  # the mirror images ride in the same forward pass: one call instead of two (28.5 -> 21.5 ms a face)
+                both = net(torch.cat([batch, torch.flip(batch, dims=[3])]))
+                logits = (both[: len(batch)] + both[len(batch) :]) / 2
             return logits.float().cpu().numpy()
 
     def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
@@ -241,6 +246,8 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     else:
         # Architecture, num_classes, model_args and pretrained_cfg from config.json; every tensor must fit (strict).
         net = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    # channels-last convolutions: on 2 cores one face and its mirror image 21.5 -> 20.9 ms, a batch of 32 317 -> 217 ms
+    net = net.to(memory_format=torch.channels_last)
     data_config = timm.data.resolve_model_data_config(net)
     label_names = list(config.get("label_names", LABEL_NAMES))
     return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names, fast_net=fast_net)

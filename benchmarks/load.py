@@ -29,6 +29,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTOS = ["real/celebahq", "fake/stylegan2"]  # the corpus' 1024x1024 photos
 
 
+def _cpu_description() -> str:
+    sys.path.insert(0, str(REPO_ROOT))
+    from training.benchmark import cpu_description
+
+    return cpu_description()
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -141,7 +148,7 @@ def run(photos: list[Path], clients: int, requests_per_client: int, model: str |
         "uploads_left_on_disk": len(left),
         "photos": sorted({f"{p.parent.name}/{p.name}" for p in photos})[:3] + ["..."],
         "photo_count": len(photos),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "cpu": _cpu_description(), "python": platform.python_version(), "platform": platform.platform()},
     }
 
 

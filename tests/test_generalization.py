@@ -75,3 +75,14 @@ def test_ablation_reads_the_loso_run_and_the_benchmark(dataset_dir, tmp_path):
     line = next(l for l in (tmp_path / "table" / "README.md").read_text().splitlines() if l.startswith("| bundled |"))
     assert f"stargan {loso['held_out_roc_auc_vs_test_counterpart']:.2f}" in line
     assert line.rstrip().endswith(f"| {speed['classify_one_face_ms']:.1f} / {speed['predict_ms']:.1f} |")
+
+
+def test_benchmarks_name_the_processor_and_what_its_kernels_can_use():
+    """Milliseconds are attributable only with the CPU: the same code took 18 and 37 ms per face on two machines."""
+    from training.benchmark import cpu_description
+
+    amd = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n"
+    intel = "model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t: avx avx2 avx512f avx512_vnni amx_tile avx_vnni\n"
+    assert cpu_description(amd) == "AMD EPYC (avx2)"
+    assert cpu_description(intel) == "Intel(R) Xeon(R) Platinum 8481C (avx2, avx512f, avx512_vnni, avx_vnni, amx_tile)"
+    assert cpu_description("model name\t: Old\nflags\t: sse sse2\n") == "Old (no AVX2)"

@@ -350,7 +350,8 @@ def deployment_targets(ablation_row: dict | None = None, benchmark: dict | None 
     p50 = ((load or {}).get("latency_ms") or {}).get("p50")
     if p50 is not None:
         checks.append({
-            "target": f"a 1024-px photo through the running app's `/predict`, upload to JSON, p50 <= 300 ms (`benchmarks/load.py`, {load.get('clients')} client)",
+            "target": f"a 1024-px photo through the running app's `/predict`, upload to JSON, p50 <= 300 ms (`benchmarks/load.py`, {load.get('clients')} client"
+                      + (f", {load['machine']['cpu']}, {load['machine'].get('cpus')} cores)" if (load.get("machine") or {}).get("cpu") else ")"),
             "shown": f"{p50:.0f} ms", "value": p50, "bound": 300.0, "at_most": True,
         })
     return checks

@@ -67,6 +67,7 @@ def test_speed_targets_are_ceilings_and_absent_measurements_add_no_row():
     assert "| 30.4 ms | **missed** |" in _row(table, "ms per face")
     assert "| 299 ms | met |" in _row(table, "/predict")
     assert deployment_targets() == [] and "everyday" not in _targets({}, deployment_targets({}, {}, {}))
+    assert deployment_targets({"photos-all": None, "loso": None}) == []  # an ablation row not measured there
 
 
 def test_card_command_keeps_the_rows_with_the_model(tmp_path):

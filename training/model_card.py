@@ -327,7 +327,7 @@ def deployment_targets(ablation_row: dict | None = None, benchmark: dict | None 
     leave-one-source-out hold-out, and speed. Each is {"target", "shown", "value", "bound", "at_most"}; a source that was
     not given adds no row (the card says nothing it did not measure)."""
     checks = []
-    photos = (ablation_row or {}).get("photos-all", {}).get("called_fake")
+    photos = ((ablation_row or {}).get("photos-all") or {}).get("called_fake")  # rows not measured there hold null
     if photos:
         checks.append({
             "target": f"everyday photos of people (`photo_*`, all {photos['n']}, through `predict()`) given the verdict Fake <= 5%",

@@ -27,8 +27,9 @@ LAYER_NODE = "/vision_model/encoder/layers.{index}/Add_1"  # the residual stream
 
 def with_layer_outputs(source: str | Path, destination: str | Path, node_pattern: str = LAYER_NODE) -> list[str]:
     """Copy the ONNX graph at `source` to `destination` with the output of every node named by `node_pattern`
-    (index 0, 1, ... until one is missing) added as a graph output; returns those output names in layer order.
-    Raises ValueError when the graph has no such node (not the graph this was written for)."""
+    (index 0, 1, ... until one is missing) added as a graph output, and its integer matmuls made exact on every CPU
+    (`exact_integer_matmuls`; every ONNX Runtime session on the tower here is built from this copy); returns those
+    output names in layer order. Raises ValueError when the graph has no such node (not the graph this was written for)."""
     import onnx
 
     model = onnx.load(str(source))

@@ -32,6 +32,11 @@ def features():
     )
 
 
+def hub_dataset_id(path_or_id: str | Path) -> str | None:
+    """`path_or_id` when `load_built_dataset` would read it from the Hub (ORG/NAME, no such local path), else None."""
+    return str(path_or_id) if "/" in str(path_or_id) and not Path(path_or_id).exists() else None
+
+
 def load_built_dataset(path_or_id: str | Path):
     """A DatasetDict from `training.build_dataset` output: its folder (arrow or parquet layout) or a Hub id.
 
@@ -47,8 +52,8 @@ def load_built_dataset(path_or_id: str | Path):
         dataset = datasets.load_from_disk(str(path / "arrow"))
     elif path.is_dir():
         dataset = datasets.load_dataset(str(path))  # the parquet layout push_to_hub uploads
-    elif "/" in str(path_or_id) and not path.exists():
-        dataset = datasets.load_dataset(str(path_or_id))  # a Hub dataset id
+    elif hub_dataset_id(path_or_id):
+        dataset = datasets.load_dataset(str(path_or_id))
     else:
         raise FileNotFoundError(f"No built dataset at {path_or_id}: run `python -m training.build_dataset` first.")
     return dataset.cast_column("image", datasets.Image(decode=False))

@@ -379,12 +379,9 @@ def _targets(metrics: dict, deployment: list[dict] = ()) -> str:
     if worst:
         checks.append((f"balanced accuracy >= 0.90 under every perturbation (worst: {worst[0]})", worst[1], 0.90))
     rows = ["| target | measured | |", "|---|---:|---|"]
-    for name, value, bound in checks:
-        met = value is not None and value >= bound
-        rows.append(f"| {name} | {_fmt(value)} | {'met' if met else '**missed**'} |")
-    for check in deployment:
+    for check in [{"target": name, "shown": _fmt(value), "value": value, "bound": bound, "at_most": False} for name, value, bound in checks] + list(deployment):
         value, bound = check["value"], check["bound"]
-        met = value <= bound if check["at_most"] else value >= bound
+        met = value is not None and (value <= bound if check["at_most"] else value >= bound)
         rows.append(f"| {check['target']} | {check['shown']} | {'met' if met else '**missed**'} |")
     return "\n".join(rows)
 

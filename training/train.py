@@ -264,11 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         project_dir=str(output_dir / "logs"),
     )
     set_seed(config.seed)
-    from training.data import load_built_dataset
+    from training.data import hub_dataset_id, load_built_dataset
 
     dataset = load_built_dataset(config.dataset)
-    if not config.hub_dataset_id and not Path(config.dataset).exists():
-        config.hub_dataset_id = config.dataset  # loaded from the Hub: the card lists it (decided here, where it is known)
+    config.hub_dataset_id = config.hub_dataset_id or hub_dataset_id(config.dataset) or ""  # the card lists a Hub dataset
     train_split, validation_split = (dataset[name].add_column("cache_row", list(range(len(dataset[name])))) for name in ("train", "validation"))
     train_split = hold_out(train_split, config)
     validation_split = hold_out(validation_split, config)

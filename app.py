@@ -51,6 +51,7 @@ from deepfake_detector.headers import SecurityHeadersMiddleware  # noqa: E402
 from deepfake_detector.images import SUPPORTED_TEXT, ImageError, load_rgb_array  # noqa: E402
 from deepfake_detector.model import DEFAULT_MODEL_DIR, LABEL_NAMES, Detector, load_detector  # noqa: E402
 from deepfake_detector.predict import MIN_FACE_SIDE, NO_FACE, TOO_SMALL, UNCERTAIN_BAND, Prediction, predict  # noqa: E402
+from deepfake_detector.provenance import DECLARED_FAKE, Provenance, read_provenance  # noqa: E402
 from deepfake_detector.uploads import MAX_UPLOAD_BYTES, PREVIEW_KEEP_S, UNCLAIMED_TTL_S, UploadError, UploadLedger  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parent
@@ -157,6 +158,7 @@ class Analysis:
     prediction: Prediction  # pixel arrays dropped; re-decided with Prediction.rethreshold
     crops: list[str] = field(default_factory=list)  # data URIs of the face crops
     heatmaps: list[str | None] = field(default_factory=list)  # data URIs of the Grad-CAM overlays (judged faces)
+    provenance: Provenance | None = None  # what the file says about itself (a few short strings, no pixels)
 
 
 def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
@@ -169,6 +171,16 @@ def analyse(rgb: np.ndarray, detector: Detector) -> Analysis:
     for face in prediction.faces:
         face.crop = face.heatmap = face.overlay = None  # the session keeps pictures as data URIs only
     return Analysis(display=display, scale=scale, prediction=prediction, crops=crops, heatmaps=heatmaps)
+
+
+def provenance_html(provenance: Provenance | None) -> str:
+    """The one line above the faces: what the file says about itself (strings from the file are escaped)."""
+    if provenance is None:
+        return ""
+    line = html.escape(provenance.summary)
+    if provenance.declares_ai:  # the one case that changes the photo's verdict (deepfake_detector.provenance)
+        line = f"<b>Photo verdict: {html.escape(DECLARED_FAKE)}</b> (the pixel verdict above is the model's own). {line}"
+    return f'<p class="dfd-provenance" style="margin:4px 0">{line}.</p>'
 
 
 def band_text(threshold: float, band: float) -> str:
@@ -255,16 +267,17 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
 def detect_ui(payload, threshold, state: dict | None):
     """Analyse the photo in the Image input (raw FileData: only an upload the ledger issued is read)."""
     if payload is None:
-        return "", "", "", None
+        return "", "", "", "", None
     threshold = check_threshold(threshold, allow_none=False)
     path = _upload_path(payload)
     if state and state.get("path") == path:
         analysis = state["analysis"]  # the same upload again (the Detect button, a repeated change event): from memory
     else:
-        rgb = load_rgb_array(read_upload(payload, keep_for=PREVIEW_KEEP_S))
-        analysis = analyse(rgb, get_detector())
+        data = read_upload(payload, keep_for=PREVIEW_KEEP_S)
+        analysis = analyse(load_rgb_array(data), get_detector())
+        analysis.provenance = read_provenance(data)
     summary, photo, faces = render(analysis, threshold)
-    return summary, photo, faces, {"path": path, "analysis": analysis}
+    return summary, provenance_html(analysis.provenance), photo, faces, {"path": path, "analysis": analysis}
 
 
 @handler
@@ -300,12 +313,14 @@ def predict_api(image, threshold=None, include_overlay=False) -> dict:
         threshold: decision threshold on the fake probability, a number in [0, 1]; leave it out to use the model's own.
         include_overlay: true to add pictures as data URIs: the annotated photo (`overlay`) and a Grad-CAM heatmap per face.
     Returns:
-        A dict: `verdict` ("Real", "Fake" or "Uncertain": the most suspicious face decides), `fake_probability` (that face's), `threshold`, `uncertain_band`, `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`.
+        A dict: `verdict` ("Real", "Fake" or "Uncertain": the most suspicious face decides), `fake_probability` (that face's), `threshold`, `uncertain_band`, `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`; `provenance`: what the file says about itself (Content Credentials, IPTC source type, generator metadata, camera EXIF), with `declared_verdict` "Fake" only for a trusted signed declaration of AI generation.
     """
     data = read_upload(image)  # first, so that the upload is deleted whatever is wrong with the rest
     threshold = check_threshold(threshold)
     include_overlay = check_flag(include_overlay, "include_overlay")
-    return result_json(load_rgb_array(data), get_detector(), threshold, include_overlay)
+    result = result_json(load_rgb_array(data), get_detector(), threshold, include_overlay)
+    result["provenance"] = read_provenance(data).to_json()
+    return result
 
 
 def _file_name(payload) -> str:
@@ -351,7 +366,8 @@ def predict_batch_api(images, threshold=None, include_overlay=False) -> list[dic
             results.append({"file": name, "error": data})
             continue
         try:
-            results.append({"file": name, **result_json(load_rgb_array(data), detector, threshold, include_overlay)})
+            result = result_json(load_rgb_array(data), detector, threshold, include_overlay)
+            results.append({"file": name, **result, "provenance": read_provenance(data).to_json()})
         except ImageError as error:
             results.append({"file": name, "error": str(error)})
     return results
@@ -522,6 +538,7 @@ def build_demo() -> gr.Blocks:
                             band = gr.Markdown(band_text(0.5, UNCERTAIN_BAND), elem_id="dfd-band")  # configure() sets the model's
                     with gr.Column(scale=2, min_width=300):
                         summary = gr.Markdown(elem_id="dfd-summary")
+                        provenance = gr.HTML(elem_id="dfd-provenance")
                         photo = gr.HTML(elem_id="dfd-photo")
                         faces = gr.HTML(elem_id="dfd-faces")
                 examples = example_files()
@@ -529,7 +546,7 @@ def build_demo() -> gr.Blocks:
                     gr.Examples(examples=[[f] for f in examples], inputs=[image], label="Examples (see examples/README.md for their sources)")
 
                 LEDGER.keep(image.keep_in_cache)  # the examples' cached copies: readable, never deleted
-                outputs = [summary, photo, faces, state]
+                outputs = [summary, provenance, photo, faces, state]
                 # preprocess=False everywhere: handlers get raw values and check each one themselves; a file is read
                 # only through the upload ledger, which opens nothing but uploads it issued.
                 image.change(detect_ui, [image, threshold, state], outputs, preprocess=False, api_visibility="private")

@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="scan image files and folders into a CSV or JSON Lines file, one row per face",
         description=(
             "Scan image files and folders (walked recursively, sorted; hidden names skipped) into one row per face: "
-            "file, face_index, face_found, box, crop_box, fake_probability, verdict, image_verdict, model, threshold, "
-            "heatmap, error. An unreadable file gets one row with the reason. Rerunning with the same --output "
+            "file, face_index, face_found, box, crop_box, fake_probability, verdict, image_verdict, then what the file "
+            "says about itself (declared_verdict, provenance, c2pa, c2pa_signer, c2pa_source_type, iptc_source_type, "
+            "generator), model, threshold, heatmap, error. An unreadable file gets one row with the reason. Rerunning with the same --output "
             "resumes: files already in it are skipped. Under `accelerate launch --multi_gpu --num_processes N` "
             "(or torchrun) the files are split between N processes and merged into --output in order."
         ),

@@ -1,9 +1,9 @@
 """What a file says about itself: Content Credentials (C2PA), IPTC digital source type, generator parameters, camera EXIF.
 
-    from deepfake_detector.provenance import read_provenance, photo_verdict
+    from deepfake_detector.provenance import read_provenance, verdict_with_provenance
     provenance = read_provenance(data)          # the upload's bytes, read once by the caller
     provenance.summary                          # one line for the page
-    photo_verdict(prediction.verdict, provenance)
+    verdict_with_provenance(prediction.verdict, provenance)
 
 Pixels are one witness; many generated images also say what made them. This module reads the bytes once, walks the
 container (JPEG segments, PNG chunks, WebP chunks) itself, and hands a Content Credentials manifest to the official
@@ -131,7 +131,7 @@ class Provenance:
         return result
 
 
-def photo_verdict(pixel_verdict: str, provenance: Provenance | None) -> str:
+def verdict_with_provenance(pixel_verdict: str, provenance: Provenance | None) -> str:
     """The photo's verdict: "Fake — declared by the file" for a trusted AI declaration, else the pixel verdict."""
     return DECLARED_FAKE if provenance is not None and provenance.declares_ai else pixel_verdict
 

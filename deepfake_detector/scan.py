@@ -32,7 +32,15 @@ COLUMNS = (
     "crop_box",  # [x0, y0, x1, y1] of the square the model saw
     "fake_probability",  # calibrated P(fake) of this face, 6 decimals; empty where predict() shows none
     "verdict",  # this face's verdict from predict(): Real / Fake / Uncertain (or what it says when it does not judge)
-    "image_verdict",  # the photo's verdict: its most suspicious face decides
+    "image_verdict",  # the photo's verdict from its faces' pixels (predict())
+    # What the file says about itself (deepfake_detector.provenance), the same on every row of a photo:
+    "declared_verdict",  # "Fake" when trusted, signed Content Credentials declare AI generation or editing, else empty
+    "provenance",  # the one line the page shows
+    "c2pa",  # Content Credentials: absent / trusted / valid (signer on no trust list) / invalid / unreadable
+    "c2pa_signer",
+    "c2pa_source_type",  # the manifest's IPTC digital source type, e.g. trainedAlgorithmicMedia
+    "iptc_source_type",  # the XMP's (unsigned)
+    "generator",  # the tool unsigned metadata names (PNG text chunks, EXIF Software, XMP CreatorTool)
     "model",
     "threshold",
     "heatmap",  # the Grad-CAM PNG written for this face (--heatmaps), else empty
@@ -104,15 +112,27 @@ def scan_file(file: str, detector, threshold: float | None, heatmaps_dir: Path |
     """Rows for one photo: one per face, or one row with the reason it cannot be read."""
     from .images import ImageError, load_rgb_array
     from .predict import predict
+    from .provenance import read_provenance
 
     threshold_used = detector.threshold if threshold is None else float(threshold)
     try:
-        image = load_rgb_array(file)
+        data = Path(file).read_bytes()  # read once: the pixels and the provenance come from the same bytes
+        image = load_rgb_array(data)
     except ImageError as error:
         return [error_row(file, str(error), detector.name, threshold_used)]
     except OSError as error:  # permission denied, a folder named like a photo, a vanished network file...
         return [error_row(file, f"The file cannot be read ({error.strerror or error}).", detector.name, threshold_used)]
     prediction = predict(image, detector, threshold=threshold_used, explain=heatmaps_dir is not None)
+    provenance = read_provenance(data)
+    said = {
+        "declared_verdict": provenance.declared_verdict,
+        "provenance": provenance.summary,
+        "c2pa": provenance.c2pa.state,
+        "c2pa_signer": provenance.c2pa.signer,
+        "c2pa_source_type": provenance.c2pa.digital_source_type,
+        "iptc_source_type": provenance.iptc_digital_source_type,
+        "generator": provenance.generator,
+    }
     rows = []
     # prediction.faces has one entry for the whole image when no face is found; each face's own JSON (the API's)
     # decides what is shown, e.g. no probability where predict() judged nothing.
@@ -136,6 +156,7 @@ def scan_file(file: str, detector, threshold: float | None, heatmaps_dir: Path |
                 "fake_probability": None if shown["fake_probability"] is None else round(float(shown["fake_probability"]), PROBABILITY_DECIMALS),
                 "verdict": shown["verdict"],
                 "image_verdict": prediction.verdict,
+                **said,
                 "model": prediction.model,
                 "threshold": prediction.threshold,
                 "heatmap": heatmap,

@@ -19,7 +19,7 @@ from deepfake_detector.provenance import (  # noqa: E402
     DECLARED_FAKE,
     NO_PROVENANCE,
     OTHER_SOURCE_TYPES,
-    photo_verdict,
+    verdict_with_provenance,
     read_provenance,
 )
 
@@ -52,7 +52,7 @@ def test_a_file_without_metadata_says_absence_proves_nothing(format):
     """No provenance: the one neutral line, nothing declared, the pixel verdict unchanged."""
     provenance = read_provenance(files.face_bytes(format))
     assert provenance.c2pa.state == "absent" and provenance.summary == NO_PROVENANCE
-    assert provenance.declared_verdict is None and photo_verdict("Real", provenance) == "Real"
+    assert provenance.declared_verdict is None and verdict_with_provenance("Real", provenance) == "Real"
 
 
 # ---------------------------------------------------------------- Content Credentials
@@ -66,7 +66,7 @@ def test_signed_by_a_signer_on_no_trust_list_is_shown_but_changes_nothing(chain,
     assert provenance.c2pa.signer == "OpenAI Test" and provenance.c2pa.claim_generator == "TestGen 1.0"
     assert provenance.c2pa.digital_source_type == "trainedAlgorithmicMedia" and provenance.c2pa.actions == ["c2pa.created"]
     assert "signer not on a trust list" in provenance.summary
-    assert provenance.declared_verdict is None and photo_verdict("Real", provenance) == "Real"
+    assert provenance.declared_verdict is None and verdict_with_provenance("Real", provenance) == "Real"
 
 
 @pytest.mark.parametrize("format", ["JPEG", "PNG"])
@@ -75,7 +75,7 @@ def test_trusted_declaration_of_ai_generation_makes_the_photo_fake(chain, format
     provenance = read_provenance(files.sign(files.face_bytes(format), MIMES[format], chain), trust_anchors=chain.root_pem)
     assert provenance.c2pa.state == "trusted"
     assert provenance.summary == "Content Credentials signed by OpenAI Test: created with an AI model"
-    assert provenance.declared_verdict == "Fake" and photo_verdict("Real", provenance) == DECLARED_FAKE
+    assert provenance.declared_verdict == "Fake" and verdict_with_provenance("Real", provenance) == DECLARED_FAKE
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_only_ai_source_types_change_the_verdict(chain, source_type, declares):
     """AI editing counts like AI generation; a signed camera capture does not make a photo "Real"."""
     provenance = read_provenance(files.sign(files.face_bytes(), "image/jpeg", chain, source_type), trust_anchors=chain.root_pem)
     assert provenance.c2pa.state == "trusted" and provenance.c2pa.digital_source_type == source_type
-    assert photo_verdict("Uncertain", provenance) == (DECLARED_FAKE if declares else "Uncertain")
+    assert verdict_with_provenance("Uncertain", provenance) == (DECLARED_FAKE if declares else "Uncertain")
     assert (AI_SOURCE_TYPES | OTHER_SOURCE_TYPES)[source_type] in provenance.summary
 
 
@@ -96,7 +96,7 @@ def test_changed_after_signing_is_an_invalid_signature(chain):
     signed[-200] ^= 0xFF  # inside the entropy-coded image data
     provenance = read_provenance(bytes(signed), trust_anchors=chain.root_pem)
     assert provenance.c2pa.state == "invalid" and provenance.c2pa.problem == "the image was changed after signing"
-    assert "INVALID signature" in provenance.summary and photo_verdict("Real", provenance) == "Real"
+    assert "INVALID signature" in provenance.summary and verdict_with_provenance("Real", provenance) == "Real"
 
 
 def test_expired_signing_certificate_is_invalid():
@@ -124,7 +124,7 @@ def test_iptc_digital_source_type_from_xmp_is_shown_never_used(source_type, form
     provenance = read_provenance(files.xmp_jpeg(source_type, form))
     assert provenance.iptc_digital_source_type == source_type and provenance.c2pa.state == "absent"
     assert "IPTC metadata (unsigned)" in provenance.summary
-    assert photo_verdict("Real", provenance) == "Real"
+    assert verdict_with_provenance("Real", provenance) == "Real"
 
 
 PROMPT = "a photo of a smiling woman, 85mm, golden hour, highly detailed, " * 5
@@ -149,7 +149,7 @@ def test_png_text_chunks_name_their_tool_but_never_echo_the_prompt(tool):
     assert provenance.generator_model == model
     assert set(provenance.generator_keys) <= {key for _, key, _ in chunks}
     assert "smiling woman" not in json.dumps(provenance.to_json())  # keys and tool only, never the prompt
-    assert f"The file names its generator: {name}" in provenance.summary and photo_verdict("Real", provenance) == "Real"
+    assert f"The file names its generator: {name}" in provenance.summary and verdict_with_provenance("Real", provenance) == "Real"
 
 
 def test_exif_software_naming_a_generator_and_camera_hint():
@@ -172,7 +172,7 @@ def test_plain_camera_software_is_not_a_generator():
 
 
 def test_predict_keeps_its_pixel_verdict_beside_a_trusted_declaration(chain, detector):
-    """The rule end to end on the same bytes: predict() decides the pixels, photo_verdict adds the declaration."""
+    """The rule end to end on the same bytes: predict() decides the pixels, verdict_with_provenance adds the declaration."""
     from deepfake_detector.images import load_rgb_array
     from deepfake_detector.predict import predict
 
@@ -180,9 +180,9 @@ def test_predict_keeps_its_pixel_verdict_beside_a_trusted_declaration(chain, det
     signed = files.sign(plain, "image/jpeg", chain)
     pixel = predict(load_rgb_array(plain), detector).verdict
     assert predict(load_rgb_array(signed), detector).verdict == pixel  # the manifest does not touch the pixels
-    assert photo_verdict(pixel, read_provenance(signed, trust_anchors=chain.root_pem)) == DECLARED_FAKE
-    assert photo_verdict(pixel, read_provenance(signed)) == pixel  # signer on no trust list
-    assert photo_verdict(pixel, read_provenance(plain)) == pixel
+    assert verdict_with_provenance(pixel, read_provenance(signed, trust_anchors=chain.root_pem)) == DECLARED_FAKE
+    assert verdict_with_provenance(pixel, read_provenance(signed)) == pixel  # signer on no trust list
+    assert verdict_with_provenance(pixel, read_provenance(plain)) == pixel
 
 
 def test_scan_rows_carry_the_provenance_columns(chain, detector, tmp_path, monkeypatch):
@@ -198,11 +198,12 @@ def test_scan_rows_carry_the_provenance_columns(chain, detector, tmp_path, monke
     comfy.write_bytes(files.png_with_text(PNG_TOOLS["ComfyUI"][0]))
     row = scan_file(str(signed), detector, None)[0]
     assert set(row) == set(COLUMNS)
-    assert (row["photo_verdict"], row["c2pa"], row["c2pa_signer"], row["c2pa_source_type"]) == (DECLARED_FAKE, "trusted", "OpenAI Test", "trainedAlgorithmicMedia")
+    assert (row["declared_verdict"], row["c2pa"], row["c2pa_signer"], row["c2pa_source_type"]) == ("Fake", "trusted", "OpenAI Test", "trainedAlgorithmicMedia")
+    assert verdict_with_provenance(row["image_verdict"], module.read_provenance(signed.read_bytes())) == DECLARED_FAKE
     row = scan_file(str(plain), detector, None)[0]
-    assert (row["photo_verdict"], row["provenance"], row["c2pa"]) == (row["image_verdict"], NO_PROVENANCE, "absent")
+    assert (row["declared_verdict"], row["provenance"], row["c2pa"]) == (None, NO_PROVENANCE, "absent")
     row = scan_file(str(comfy), detector, None)[0]
-    assert row["generator"] == "ComfyUI" and row["photo_verdict"] == row["image_verdict"]
+    assert row["generator"] == "ComfyUI" and row["declared_verdict"] is None
 
 
 # ---------------------------------------------------------------- hostile inputs: under a second, pixel verdict still given

@@ -253,3 +253,32 @@ def test_hostile_input_is_answered_within_a_second_with_the_pixel_verdict(hostil
     assert expected in text, text
     assert provenance.declared_verdict is None
     assert predict(load_rgb_array(data), detector).verdict in {"Real", "Fake", "Uncertain"}  # the pixels still answer
+
+
+def test_concurrent_reads_keep_their_own_results(chain):
+    """The app reads two uploads at once: each C2PA read has its own context, answers never mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    signed = files.sign(files.face_bytes(), "image/jpeg", chain)
+    tampered = bytearray(signed)
+    tampered[-200] ^= 0xFF
+    jobs = [(signed, "trusted"), (bytes(tampered), "invalid"), (files.face_bytes(), "absent")] * 40
+    with ThreadPoolExecutor(4) as pool:
+        states = list(pool.map(lambda job: read_provenance(job[0], trust_anchors=chain.root_pem).c2pa.state, jobs))
+    assert states == [state for _, state in jobs]
+
+
+def test_memory_does_not_grow_over_many_reads(chain):
+    """The native library's readers are released: 300 reads of a signed file keep the process size flat."""
+    from pathlib import Path
+
+    def rss() -> int:
+        return next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:"))
+
+    signed = files.sign(files.face_bytes(), "image/jpeg", chain)
+    for _ in range(50):
+        read_provenance(signed, trust_anchors=chain.root_pem)
+    before = rss()
+    for _ in range(300):
+        read_provenance(signed, trust_anchors=chain.root_pem)
+    assert rss() - before < 20_000_000

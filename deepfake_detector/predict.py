@@ -6,12 +6,24 @@ number a visitor gets. This is the one place that decides verdicts:
 - a face: "Fake" from threshold + band up, "Real" below threshold - band, "Uncertain" in between; "Too small" when
   its box is narrower than MIN_FACE_SIDE pixels (measured: reports/face-size), so the model is not asked;
 - the photo: "No face" when no face is found (the model was trained on faces; the whole image is still scored, for
-  evaluation only, and never shown as a verdict), otherwise the verdict of its most suspicious judged face, or
-  "Too small" when every face is.
+  evaluation only, and never shown as a verdict), "Too small" when every face is, otherwise `photo_verdict`:
+
+  One judged face: its verdict, as before. n judged faces: the photo is "Fake" only when at least
+  `faces_needed(n)` of them are Fake, the smallest k with P(Binomial(n, FACE_FALSE_FAKE_RATE) >= k) <=
+  FACE_FALSE_FAKE_RATE: if each real face is called Fake with probability 5% independently, a photo of n real faces
+  is then called Fake at most as often as a one-face photo (5%), instead of 1 - 0.95^n (64% for 20 faces). k is 1 for
+  one face, 2 for 2-7 faces, 3 for 8-16, 4 for 17-20. With fewer Fake faces than that (but at least one) the photo is
+  "Uncertain" and says "1 of 12 faces looks generated"; with none, the most suspicious face decides as before
+  (Real or Uncertain). Why a count and not a stricter per-face threshold (Sidak on the probabilities): the count
+  needs nothing but the per-face verdicts, so it holds for any model and any threshold the slider sets, leaves every
+  face's verdict as it was, and a visitor can check it by counting red boxes. Faces of one photo share a camera,
+  light and compression, so their errors are not independent: reports/crowds measures how often real group photos
+  are still called Fake.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -30,6 +42,44 @@ NO_FACE, TOO_SMALL = "No face", "Too small"
 ALL_VERDICTS = (*VERDICTS, TOO_SMALL, NO_FACE)
 # Faces narrower than this (in the uploaded image's pixels) are not judged; see reports/face-size.
 MIN_FACE_SIDE = 40
+# The share of real faces a model may call Fake at its operating point (models are calibrated for it:
+# config.json `calibration.max_false_fake_rate`); the photo rule keeps a photo of many real faces at the same rate.
+FACE_FALSE_FAKE_RATE = 0.05
+
+
+def faces_needed(n_judged: int, rate: float = FACE_FALSE_FAKE_RATE) -> int:
+    """Fake faces needed to call a photo of `n_judged` judged faces Fake: the smallest k with
+    P(Binomial(n, rate) >= k) <= rate, so n real faces, each called Fake with probability `rate`, make a Fake photo
+    no more often than one real face does. 1 for one face (the rule is unchanged there); 0 for none."""
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be strictly between 0 and 1 (got {rate}).")
+    tail = 1.0  # P(X >= k), starting at k = 0
+    for k in range(n_judged + 1):
+        if tail <= rate:
+            return k
+        tail -= math.comb(n_judged, k) * rate**k * (1 - rate) ** (n_judged - k)  # P(X >= k + 1)
+    return n_judged
+
+
+def photo_rule(n_judged: int) -> str:
+    """The photo rule for `n_judged` judged faces as one plain sentence (the page's summary and the JSON)."""
+    if n_judged <= 1:
+        return "The photo takes the verdict of its face."
+    needed = faces_needed(n_judged)
+    return (
+        f"A photo with {n_judged} faces is called Fake only when at least {needed} of them look generated "
+        f"(one face alone can cross the threshold by chance); fewer make it Uncertain."
+    )
+
+
+def photo_verdict(face_verdicts: list[str], top_probability: float, threshold: float, band: float) -> str:
+    """The verdict of a photo whose judged faces got `face_verdicts` (see the module docstring)."""
+    flagged = face_verdicts.count("Fake")
+    if flagged and flagged >= faces_needed(len(face_verdicts)):
+        return "Fake"
+    if flagged:
+        return "Uncertain"  # some faces look generated, too few to rule out chance
+    return verdict_for(top_probability, threshold, band)
 
 
 def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND) -> str:
@@ -79,14 +129,18 @@ class FaceResult:
 
 @dataclass
 class Prediction:
-    verdict: str  # the most suspicious judged face decides: one fake face makes the photo fake
-    # That face's probability; with no face found, the whole image's (for evaluation: to_json() shows none).
+    verdict: str  # photo_verdict(): Fake only when enough of its judged faces are (faces_needed)
+    # The most suspicious judged face's probability; with no face found, the whole image's (for evaluation: to_json()
+    # shows none).
     fake_probability: float
     threshold: float
     uncertain_band: float
     model: str
     face_found: bool
     faces: list[FaceResult]  # with no face found: one entry for the whole image, verdict "No face"
+    faces_judged: int = 0  # faces given Real / Fake / Uncertain (not Too small)
+    faces_flagged: int = 0  # judged faces whose own verdict is Fake
+    photo_rule: str = ""  # how the faces' verdicts made the photo's, one sentence ("" when nothing was judged)
 
     def to_json(self) -> dict:
         """The stable JSON the API returns (no pixel arrays); no probability where nothing was judged."""
@@ -120,8 +174,12 @@ def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float,
     elif not judged:
         verdict = TOO_SMALL
     else:
-        verdict = verdict_for(top, threshold, band)
-    return Prediction(verdict=verdict, fake_probability=float(top), threshold=threshold, uncertain_band=band, model=model, face_found=found, faces=decided)
+        verdict = photo_verdict([face.verdict for face in judged], top, threshold, band)
+    return Prediction(
+        verdict=verdict, fake_probability=float(top), threshold=threshold, uncertain_band=band, model=model, face_found=found,
+        faces=decided, faces_judged=len(judged), faces_flagged=sum(face.verdict == "Fake" for face in judged),
+        photo_rule=photo_rule(len(judged)) if judged else "",
+    )
 
 
 def predict(

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepfake_detector.predict import faces_needed
 from deepfake_detector.scan import COLUMNS, error_row, heatmap_path, list_images, merge, read_rows, repair, scan, shard_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +159,12 @@ def test_one_row_per_face_and_one_per_unreadable_file(reference, photos):
     assert [row["face_index"] for row in group] == ["0", "1", "2"] and all(row["face_found"] == "true" for row in group)
     assert len({row["box"] for row in group}) == 3
     top = max((row for row in group if row["fake_probability"]), key=lambda row: float(row["fake_probability"]))
-    assert all(row["image_verdict"] == top["verdict"] for row in group)  # the most suspicious face decides
+    # The photo rule (predict.photo_verdict): Fake only with faces_needed(n) Fake faces, Uncertain with fewer, else
+    # the most suspicious face decides.
+    flagged = sum(row["verdict"] == "Fake" for row in group)
+    needed = faces_needed(sum(bool(row["fake_probability"]) for row in group))
+    expected = "Fake" if flagged and flagged >= needed else "Uncertain" if flagged else top["verdict"]
+    assert all(row["image_verdict"] == expected for row in group)
 
     for name in [f for f in walked if "/crops/real/" in f or "/crops/fake/" in f] + ["photos/facerec_ex_obama_small.jpg"]:
         assert len(by_file[name]) == 1 and by_file[name][0]["face_found"] == "true", by_file[name]

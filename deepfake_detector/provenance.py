@@ -24,6 +24,7 @@ How provenance changes the verdict (the same rule in the page, the API and `deep
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import struct
@@ -31,6 +32,9 @@ import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Limits: reading is bounded in size, time and nesting whatever the file claims.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # all C2PA JUMBF bytes together; real manifests with thumbnails stay well under
@@ -233,12 +237,12 @@ def read_provenance(data: bytes, trust_anchors: str | None = None) -> Provenance
         provenance.unreadable.append(f"the container could not be walked: {type(error).__name__}")
         return provenance
     provenance.unreadable.extend(parts.problems)
-    if parts.jumbf:
-        provenance.c2pa = _read_c2pa(data, parts, trust_anchors)
-    _read_xmp(parts, provenance)
-    _read_text(parts, provenance)
-    if parts.exif:
-        _read_exif(parts.exif, provenance)
+    for name, read in (("C2PA", lambda: _read_c2pa(data, parts, trust_anchors, provenance)), ("XMP", lambda: _read_xmp(parts, provenance)),
+                       ("PNG text", lambda: _read_text(parts, provenance)), ("EXIF", lambda: _read_exif(parts.exif, provenance))):
+        try:
+            read()
+        except Exception as error:  # noqa: BLE001 - one unreadable part never costs the others or the pixel verdict
+            provenance.unreadable.append(f"the {name} part could not be read: {type(error).__name__}")
     return provenance
 
 
@@ -425,7 +429,11 @@ def local_trust_anchors() -> str | None:
     with _TRUST_LOCK:
         if "pem" not in _TRUST:
             path = os.environ.get("C2PA_TRUST_ANCHORS")
-            _TRUST["pem"] = open(path, encoding="utf-8").read() if path else None  # noqa: SIM115 - read once
+            try:
+                _TRUST["pem"] = Path(path).read_text(encoding="utf-8") if path else None
+            except (OSError, UnicodeDecodeError) as error:  # the operator's mistake: logged, never shown to a visitor
+                log.error("C2PA_TRUST_ANCHORS=%s cannot be read (%s); every signer is 'not on a trust list'", path, error)
+                _TRUST["pem"] = None
         return _TRUST["pem"]
 
 
@@ -452,7 +460,12 @@ FAILURE_WORDS = (
 )
 
 
-def _read_c2pa(data: bytes, parts: _Parts, trust_anchors: str | None) -> C2paInfo:
+def _read_c2pa(data: bytes, parts: _Parts, trust_anchors: str | None, provenance: Provenance) -> None:
+    if parts.jumbf:
+        provenance.c2pa = _c2pa_info(data, parts, trust_anchors)
+
+
+def _c2pa_info(data: bytes, parts: _Parts, trust_anchors: str | None) -> C2paInfo:
     if parts.jumbf_bytes > MAX_MANIFEST_BYTES:
         return C2paInfo(state="unreadable", problem=f"manifest of {parts.jumbf_bytes / 1e6:.1f} MB, over the {MAX_MANIFEST_BYTES / 1e6:.0f} MB limit")
     for box in parts.jumbf:
@@ -553,7 +566,9 @@ EXIF_MAKE, EXIF_MODEL, EXIF_SOFTWARE, EXIF_IFD = 0x010F, 0x0110, 0x0131, 0x8769
 EXIF_EXPOSURE, EXIF_FNUMBER, EXIF_ISO = 0x829A, 0x829D, 0x8827
 
 
-def _read_exif(exif_bytes: bytes, provenance: Provenance) -> None:
+def _read_exif(exif_bytes: bytes | None, provenance: Provenance) -> None:
+    if not exif_bytes:
+        return
     from PIL import Image
 
     try:

@@ -282,3 +282,15 @@ def test_memory_does_not_grow_over_many_reads(chain):
     for _ in range(300):
         read_provenance(signed, trust_anchors=chain.root_pem)
     assert rss() - before < 20_000_000
+
+
+def test_an_unreadable_trust_list_is_logged_never_shown(chain, tmp_path, monkeypatch, caplog):
+    """C2PA_TRUST_ANCHORS naming a missing file: every signer is 'not on a trust list'; no server path in the answer."""
+    from deepfake_detector import provenance as module
+
+    missing = tmp_path / "no-such-trust-list.pem"
+    monkeypatch.setenv("C2PA_TRUST_ANCHORS", str(missing))
+    monkeypatch.setattr(module, "_TRUST", {})
+    provenance = read_provenance(files.sign(files.face_bytes(), "image/jpeg", chain))
+    assert provenance.c2pa.state == "valid" and str(missing) not in json.dumps(provenance.to_json())
+    assert "cannot be read" in caplog.text

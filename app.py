@@ -225,7 +225,10 @@ def _summary(prediction: Prediction) -> str:
                 f"judge (under {MIN_FACE_SIDE} px wide). Upload a larger photo or one taken closer.")
     tally = ", ".join([f"{verdicts.count(v)} {v}" for v in ("Fake", "Uncertain", "Real") if verdicts.count(v)] + ([small] if small else []))
     found = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found, each judged on its own: {tally}."
-    rule = " The photo takes the verdict of its most suspicious face." if len(faces) > 1 else ""
+    rule = ""
+    if prediction.faces_judged > 1:  # predict.photo_verdict: one face of many may cross the threshold by chance
+        flagged, judged = prediction.faces_flagged, prediction.faces_judged
+        rule = f" **{flagged} of {judged}{' judged' if judged < len(faces) else ''} faces {'looks' if flagged == 1 else 'look'} generated.** {prediction.photo_rule}"
     return (f"## Verdict: {prediction.verdict}\n\n{found}{rule} Highest fake probability: **{prediction.fake_probability:.2f}**."
             f"\n\nThreshold {prediction.threshold:.2f}, uncertain band ± {prediction.uncertain_band:.2f}. Model: `{prediction.model}`.")
 
@@ -239,24 +242,38 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
     numbers = left_to_right([face.box for face in faces])
     photo = annotate(analysis.display, analysis.scale, [(face.box, face.verdict) for face in faces], numbers)
     photo_html = f'<img class="dfd-photo" src="{data_uri(photo)}" alt="Analysed photo with a box per face" style="width:100%;max-width:640px;height:auto">'
+    in_order = sorted(range(len(faces)), key=lambda i: numbers[i])
+    if len(faces) > 1:  # the boxes of a crowd carry only numbers: the legend says each number's verdict
+        chips = []
+        for index in in_order:
+            face = faces[index]
+            r, g, b = COLOURS.get(face.verdict, COLOURS[TOO_SMALL])
+            score = f" {face.fake_probability:.2f}" if face.judged else ""
+            chips.append(f'<li><b style="background:rgb({r},{g},{b});color:#fff;padding:0 5px;border-radius:3px">{numbers[index]}</b> {face.verdict}{score}</li>')
+        photo_html += ('<ol class="dfd-legend" aria-label="Face number, verdict and fake probability" style="display:flex;flex-wrap:wrap;'
+                       'gap:4px 14px;list-style:none;padding:0;margin:6px 0;font-size:0.9em">' + "".join(chips) + "</ol>")
+    # Cards in a grid: several per row on a desktop, two per row on a phone for a crowd (smaller cards), one or two
+    # large ones for a portrait.
+    card_min = 130 if len(faces) > 3 else min(2 * THUMB_SIDE + 20, 300)
     cards = []
-    for index in sorted(range(len(faces)), key=lambda i: numbers[i]):
+    for index in in_order:
         face, crop, heatmap = faces[index], analysis.crops[index], analysis.heatmaps[index]
         r, g, b = COLOURS.get(face.verdict, COLOURS[TOO_SMALL])
         name = f"Face {numbers[index]}"
-        size = f'style="width:min({THUMB_SIDE}px,40vw);height:auto"'
+        size = f'style="width:50%;max-width:{THUMB_SIDE}px;height:auto;min-width:0"'
         pictures = f'<img src="{crop}" alt="{name} crop" {size}>'
         if heatmap and face.judged:
             pictures += f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" {size}>'
         score = f" · fake probability {face.fake_probability:.2f}" if face.judged else ""
         cards.append(
-            f'<figure class="dfd-face" style="margin:6px;display:inline-block;max-width:100%;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
+            f'<figure class="dfd-face" style="margin:0;min-width:0;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
             f'<div style="display:flex;gap:4px">{pictures}</div>'
-            f'<figcaption class="dfd-caption">{html.escape(name)}: <b>{face.verdict}</b>{score}</figcaption></figure>'
+            f'<figcaption class="dfd-caption" style="font-size:0.9em">{html.escape(name)}: <b>{face.verdict}</b>{score}</figcaption></figure>'
         )
     faces_html = ""
     if cards:
-        faces_html = '<div class="dfd-faces">' + "".join(cards) + f'</div><p style="font-size:0.85em">{HEATMAP_NOTE}</p>{COLOUR_BAR}'
+        grid = f"display:grid;grid-template-columns:repeat(auto-fill,minmax(min({card_min}px,100%),1fr));gap:8px;margin:6px 0"
+        faces_html = f'<div class="dfd-faces" style="{grid}">' + "".join(cards) + f'</div><p style="font-size:0.85em">{HEATMAP_NOTE}</p>{COLOUR_BAR}'
     return _summary(prediction), photo_html, faces_html
 
 

@@ -272,3 +272,76 @@ def test_keep_splits_of_an_earlier_build(built, corpus, tmp_path):
     assert len(new) == 12 and {"train", "validation", "test"} <= set(new)
     report = json.loads((output / "report.json").read_text())
     assert report["kept_splits"]["rows"] == len(split_before)
+
+
+# ---------------------------------------------------------------- whole pictures (--per_face_source), families, caps
+
+def _whole_pictures(root: Path) -> Path:
+    """A per-face source laid out as ../shared/data/extra is: fakes and photos from two origin repositories each,
+    the multi-face Biden photo among the photos (three detections)."""
+    rows = _manifest_rows()
+    chosen = {
+        ("fake", "sd15-face-repo", "org/diffusion-a"): [r for r in rows if r["source"] == "sd21"][:3],
+        ("fake", "flux1-dev-ipadapter", "org/diffusion-b"): [r for r in rows if r["source"] == "sd21"][3:5],
+        ("fake", "dalle2", "org/diffusion-c"): [r for r in rows if r["source"] == "sd21"][5:6],
+        ("real", "photo_extra_a", "org/photos-a"): [r for r in rows if Path(r["path"]).name == "facerec_ex_knn_ex_train_biden_biden2.jpg"],
+        ("real", "photo_extra_b", "org/photos-b"): [r for r in rows if Path(r["path"]).name == "facerec_ex_obama.jpg"],
+        ("real", "photo_extra_c", "org/photos-c"): [r for r in rows if Path(r["path"]).name == "facerec_ex_obama_small.jpg"],
+    }
+    manifest = []
+    for (label, source, repo), picked in chosen.items():
+        for row in picked:
+            path = f"{label}/{source}/{Path(row['path']).name}"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(FACES / row["path"], root / path)
+            manifest.append({**row, "path": path, "source": source, "origin_repo": repo})
+    with (root / "MANIFEST.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(manifest[0].keys()))
+        writer.writeheader()
+        writer.writerows(manifest)
+    return root
+
+
+def test_whole_pictures_give_a_row_per_face_a_family_and_repository_groups(tmp_path):
+    extra = _whole_pictures(tmp_path / "extra")
+    output = tmp_path / "built"
+    assert build_dataset.main(["--per_face_source", str(extra), "--output", str(output), "--num_proc", "1"]) == 0
+    dataset = load_built_dataset(output)
+    rows = [row for split in dataset.values() for row in split.remove_columns("image")]
+    extra_rows = [row for row in rows if row["origin_repo"].startswith("org/")]
+    biden = [row for row in extra_rows if "biden" in row["path"]]
+    assert len(biden) == 3 and sorted(row["face_index"] for row in biden) == [0, 1, 2]  # one row per detected face
+    assert all(row["face_index"] >= 0 for row in extra_rows if row["label"] == 1)  # generated pictures are cropped too
+    assert {row["group"] for row in extra_rows} == {f"repo:org/{name}" for name in ("diffusion-a", "diffusion-b", "diffusion-c", "photos-a", "photos-b", "photos-c")}
+    families = {row["source"]: row["family"] for row in rows}
+    assert families["sd15-face-repo"] == "sd15" and families["flux1-dev-ipadapter"] == "flux"
+    assert families["photo_extra_a"] == "real"
+    split_of_repo = {}
+    for split, data in dataset.items():
+        for group in data["group"]:
+            if group.startswith("repo:"):
+                assert split_of_repo.setdefault(group, split) == split, f"{group} is in two splits"
+
+
+@pytest.mark.parametrize("label, source, family", [
+    ("fake", "facechain-sd15-majicmixrealistic-v6", "sd15"), ("fake", "arc2face-sd15", "sd15"), ("fake", "sd21", "sd21"),
+    ("fake", "kolors-ipadapter-plus", "sdxl-kolors"), ("fake", "sdxl-controlnet-pose", "sdxl-kolors"), ("fake", "pulid-flux", "flux"),
+    ("fake", "dalle2-early-preview", "dalle2"), ("fake", "infinity-8b", "omnigen-infinity-kandinsky"), ("fake", "tpdne", "gan"),
+    ("fake", "stylegan2", "gan"), ("fake", "something-new", "other"), ("real", "photo_dlib", "real"), ("real", "ffhq", "real"),
+])
+def test_generator_family(label, source, family):
+    from training.sources import generator_family
+
+    assert generator_family(label, source) == family
+
+
+def test_cap_per_source_is_a_seeded_sample_of_each_source():
+    from training.sources import SourceFile
+
+    files = [SourceFile(path=f"{source}/{i}.png", label="fake", source=source, read=bytes) for source in ("a", "b") for i in range(10)]
+    files += [SourceFile(path="c/0.png", label="real", source="c", read=bytes)]
+    capped = build_dataset.cap_per_source(files, 4, seed=1)
+    assert [f.source for f in capped].count("a") == 4 and [f.source for f in capped].count("b") == 4
+    assert [f.path for f in capped if f.source == "c"] == ["c/0.png"]
+    assert [f.path for f in capped] == [f.path for f in build_dataset.cap_per_source(files, 4, seed=1)]
+    assert [f.path for f in capped] != [f.path for f in build_dataset.cap_per_source(files, 4, seed=2)]

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from deepfake_detector.images import ImageError, image_info, load_rgb_array
 from deepfake_detector.model import LABEL_NAMES
-from training.sources import SourceFile, group_key, is_photo_source, iter_source_files
+from training.sources import SourceFile, generator_family, group_key, is_photo_source, iter_source_files
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -95,6 +95,7 @@ def inspect_file(file: SourceFile, detect: bool = True) -> list[dict]:
         "image": {"bytes": data, "path": Path(file.path).name},
         "label": file.label,
         "source": file.source,
+        "family": generator_family(file.label, file.source),
         "group": group_key(file),
         "sha256": hashlib.sha256(data).hexdigest(),
         "file_sha256": hashlib.sha256(data).hexdigest(),
@@ -109,7 +110,7 @@ def inspect_file(file: SourceFile, detect: bool = True) -> list[dict]:
         "face_index": -1,
         "crop_box": [],
     }
-    if is_photo_source(file.source):
+    if is_photo_source(file.source) or file.per_face:
         return photo_face_rows(record, pixels)
     if detect:
         from deepfake_detector.faces import detect_faces
@@ -159,13 +160,33 @@ def photo_face_rows(record: dict, pixels) -> list[dict]:
     return rows or [record]
 
 
+def cap_per_source(files: list[SourceFile], cap: int, seed: int = 0) -> list[SourceFile]:
+    """At most `cap` files of each (label, source), drawn with a generator seeded by `seed`, in their listed order:
+    the same files for the same corpus and seed, whatever the machine."""
+    by_source = defaultdict(list)
+    for index, file in enumerate(files):
+        by_source[(file.label, file.source)].append(index)
+    rng = random.Random(seed)
+    keep = set()
+    for key in sorted(by_source):
+        indices = by_source[key]
+        keep.update(indices if len(indices) <= cap else rng.sample(indices, cap))
+    return [file for index, file in enumerate(files) if index in keep]
+
+
 def _inspect(args: tuple[SourceFile, bool]) -> list[dict]:
     return inspect_file(*args)
 
 
-def collect(sources: list[str], detect: bool = True, num_proc: int = 2) -> tuple[list[dict], BuildReport]:
-    """Inspect every file of every source; drop unreadable files and exact duplicates (the first copy stays)."""
+def collect(sources: list[str], detect: bool = True, num_proc: int = 2, per_face_sources: list[str] = (),
+            max_per_source: int = 0, seed: int = 0) -> tuple[list[dict], BuildReport]:
+    """Inspect every file of every source; drop unreadable files and exact duplicates (the first copy stays).
+    `per_face_sources`: folders of whole pictures, one row per detected face (`iter_source_files(per_face=True)`);
+    `max_per_source`: at most this many files of each (label, source), a seeded sample (0: all)."""
     files = [file for source in sources for file in iter_source_files(source)]
+    files += [file for source in per_face_sources for file in iter_source_files(source, per_face=True)]
+    if max_per_source:
+        files = cap_per_source(files, max_per_source, seed)
     report = BuildReport()
     records, seen = [], {}
     jobs = [(file, detect) for file in files]
@@ -215,7 +236,11 @@ def assign_splits(
                 del members[group]
     strata = defaultdict(list)
     for group, indices in members.items():
-        stratum = tuple(sorted({(records[i]["label"], records[i]["source"]) for i in indices}))
+        # a whole repository is one group of many sources: repositories are dealt among themselves, per label
+        if group.startswith("repo:"):
+            stratum = tuple(sorted({("repository", records[i]["label"]) for i in indices}))
+        else:
+            stratum = tuple(sorted({(records[i]["label"], records[i]["source"]) for i in indices}))
         strata[stratum].append(group)
     rng = random.Random(seed)
     for stratum in sorted(strata):
@@ -319,11 +344,17 @@ def write_parquet(dataset_dict, output: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", action="append", required=True, help="a <label>/<source>/ folder or an ICIAP zip; repeatable")
+    parser.add_argument("--source", action="append", default=[], help="a <label>/<source>/ folder or an ICIAP zip; repeatable")
+    parser.add_argument("--per_face_source", action="append", default=[],
+                        help="a <label>/<source>/ folder of whole pictures (generated scenes, everyday photos; e.g. ../shared/data/extra): "
+                        "one row per detected face, as for photo_* sources, each origin repository one group; repeatable")
     parser.add_argument("--output", "--output_dir", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no_detect_faces", action="store_true", help="skip the face/landmark pass on face crops (faster; no blackout augmentation); photo_* sources are always detected, their rows are faces")
     parser.add_argument("--num_proc", type=int, default=2)
+    parser.add_argument("--max_per_source", type=int, default=0,
+                        help="at most N files of each label x source, a sample seeded by --seed (0: every file); the "
+                        "large GAN sources are thousands of near-duplicates, the thin modern ones a few dozen")
     parser.add_argument(
         "--keep_splits_of",
         help="an earlier build: files found in it keep their split (with their groups), so models trained on it stay "
@@ -333,6 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub_dataset_id", help="ORG/NAME on the Hugging Face Hub")
     parser.add_argument("--private", action="store_true")
     args = parser.parse_args(argv)
+    if not args.source and not args.per_face_source:
+        parser.error("give at least one --source (or --per_face_source)")
     if args.push_to_hub and not args.hub_dataset_id:
         parser.error("--push_to_hub needs --hub_dataset_id ORG/NAME")
     return args
@@ -344,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
 
     output = Path(args.output)
     try:
-        records, report = collect(args.source, detect=not args.no_detect_faces, num_proc=args.num_proc)
+        records, report = collect(args.source, detect=not args.no_detect_faces, num_proc=args.num_proc, per_face_sources=args.per_face_source,
+                                  max_per_source=args.max_per_source, seed=args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -364,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     dataset_dict.save_to_disk(str(output / "arrow"))
     write_parquet(dataset_dict, output)
-    card = render_dataset_card(report, seed=args.seed, sources=args.source)
+    card = render_dataset_card(report, seed=args.seed, sources=args.source + args.per_face_source)
     (output / "README.md").write_text(card)
     (output / "report.md").write_text(report.to_markdown() + "\n")
     (output / "report.json").write_text(json.dumps(report.__dict__, indent=2))

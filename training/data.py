@@ -16,6 +16,8 @@ def features():
             "image": datasets.Image(),
             "label": datasets.ClassLabel(names=LABEL_NAMES),
             "source": datasets.Value("string"),
+            # generator family (training.sources.FAMILIES) of a fake row, "real" for a real one: what is held out whole
+            "family": datasets.Value("string"),
             "group": datasets.Value("string"),
             "sha256": datasets.Value("string"),
             "width": datasets.Value("int32"),

@@ -330,7 +330,7 @@ def predict_api(image, threshold=None, include_overlay=False) -> dict:
         threshold: decision threshold on the fake probability, a number in [0, 1]; leave it out to use the model's own.
         include_overlay: true to add pictures as data URIs: the annotated photo (`overlay`) and a Grad-CAM heatmap per face.
     Returns:
-        A dict: `verdict` ("Real", "Fake" or "Uncertain": the most suspicious face decides), `fake_probability` (that face's), `threshold`, `uncertain_band`, `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`; `provenance`: what the file says about itself (Content Credentials, IPTC source type, generator metadata, camera EXIF), with `declared_verdict` "Fake" only for a trusted signed declaration of AI generation.
+        A dict: `verdict` ("Real", "Fake" or "Uncertain"; with several faces "Fake" only when enough of them are, see `photo_rule`), `fake_probability` (the most suspicious face's), `faces_judged`, `faces_flagged` (faces called Fake), `photo_rule`, `threshold`, `uncertain_band`, `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`; `provenance`: what the file says about itself (Content Credentials, IPTC source type, generator metadata, camera EXIF), with `declared_verdict` "Fake" only for a trusted signed declaration of AI generation.
     """
     data = read_upload(image)  # first, so that the upload is deleted whatever is wrong with the rest
     threshold = check_threshold(threshold)

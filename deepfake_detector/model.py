@@ -39,7 +39,9 @@ from .faces import FACE_CROP_SCALE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
-HUB_FILES = ["config.json", "model.safetensors", "metrics.json", "README.md", "*.png", "*.md"]
+# A large int8 folder's weights come as shards listed in SHARD_INDEX (the Hub's layout; `training.hub.save_sharded`).
+SHARD_INDEX = "model.safetensors.index.json"
+HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", "metrics.json", "README.md", "*.png", "*.md"]
 # Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
 DEFAULT_UNCERTAIN_BAND = 0.1
 CALIBRATION_METHODS = ("platt", "isotonic")
@@ -218,6 +220,23 @@ def resolve_model_folder(model_id: str | os.PathLike) -> tuple[Path, str]:
     return folder, folder.name
 
 
+def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of `folder/model.safetensors`, or of the shards its SHARD_INDEX lists (file names inside the
+    folder only: an index naming any other path is refused)."""
+    from safetensors.torch import load_file
+
+    if (folder / "model.safetensors").is_file():
+        return load_file(folder / "model.safetensors")
+    index = json.loads((folder / SHARD_INDEX).read_text())
+    files = sorted(set(index.get("weight_map", {}).values()))
+    if not files or any(Path(name).name != name or not name.endswith(".safetensors") for name in files):
+        raise ValueError(f"{folder / SHARD_INDEX} must name .safetensors files inside the folder, got {files[:3]}")
+    tensors = {}
+    for name in files:
+        tensors |= load_file(folder / name)
+    return tensors
+
+
 def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     """Build the timm architecture named in `config.json` and load `model.safetensors` into it (timm's `local-dir:`)."""
     import timm
@@ -225,21 +244,20 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     folder, name = resolve_model_folder(model_id)
     config = json.loads((folder / "config.json").read_text())
     weights = folder / "model.safetensors"
-    if not weights.is_file():
+    quantization = config.get("quantization")
+    sharded = quantization and not weights.is_file() and (folder / SHARD_INDEX).is_file()
+    if not weights.is_file() and not sharded:
         # timm would fall back to a pickled pytorch_model.bin; only safetensors are loaded.
         raise FileNotFoundError(f"{weights} is missing; only safetensors weights are loaded.")
     face_crop_scale(config)  # refused here, not at the first upload
-    quantization = config.get("quantization")
     if quantization not in (None, *QUANTIZATIONS):
         raise ValueError(f"Unknown quantization {quantization!r} in config.json; expected one of {QUANTIZATIONS} or none.")
     fast_net = None
     if quantization:  # int8 weights on disk (deepfake_detector.int8_weights): the float net from them, then the int8 one
-        from safetensors.torch import load_file
-
         from .int8_weights import float_state_dict, set_stored_weights
 
         net = timm.create_model(f"local-dir:{folder}", pretrained=False).eval()
-        state, stored = float_state_dict(load_file(weights))
+        state, stored = float_state_dict(read_safetensors(folder))
         net.load_state_dict(state, strict=True)
         fast_net = quantize_dynamic_int8(net)
         set_stored_weights(fast_net, stored)

@@ -113,3 +113,27 @@ def test_unknown_quantization_and_nets_without_linear_layers_are_refused(int8_fo
 
     with pytest.raises(ValueError, match="without a matching per-channel scale"):
         float_state_dict({"fc.weight.int8": torch.zeros(4, 3, dtype=torch.int8)})
+
+
+def test_a_large_folder_is_written_in_shards_and_reloads_the_same_net(saved_nets, tmp_path):
+    import shutil
+
+    from deepfake_detector.int8_weights import pack
+    from deepfake_detector.model import SHARD_INDEX, read_safetensors
+    from training.hub import save_sharded
+
+    folder, model, int8_net = saved_nets
+    sharded = tmp_path / "sharded"
+    shutil.copytree(folder, sharded, ignore=shutil.ignore_patterns("float32"))
+    files = save_sharded(pack(model, int8_net), sharded, max_shard_bytes=4 * 1024 * 1024)
+    assert len(files) > 1 and not (sharded / "model.safetensors").exists() and (sharded / SHARD_INDEX).is_file()
+    assert all(file.stat().st_size < 4 * 1024 * 1024 + 3 * 1024 * 1024 for file in files)  # a shard: 4 MB, or one larger tensor
+    whole, parts = read_safetensors(folder), read_safetensors(sharded)
+    assert whole.keys() == parts.keys() and all(torch.equal(whole[name], parts[name]) for name in whole)
+    face = torch.randn(1, 3, 128, 128)
+    np.testing.assert_array_equal(load_detector(sharded).logits(face), load_detector(folder).logits(face))
+    index = json.loads((sharded / SHARD_INDEX).read_text())
+    index["weight_map"]["head.weight"] = "../model.safetensors"  # an index may name only files of its own folder
+    (sharded / SHARD_INDEX).write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="inside the folder"):
+        load_detector(sharded)

@@ -59,10 +59,46 @@ def save_model_folder(
 
         from deepfake_detector.int8_weights import pack
 
-        save_file(pack(model, int8_net), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_sharded(pack(model, int8_net), folder)
     # save_for_hf(safe_serialization=True) writes only model.safetensors; make sure no pickle is left behind.
     (folder / "pytorch_model.bin").unlink(missing_ok=True)
     return folder
+
+
+# Weights files above this are written as shards (`model-0000k-of-0000n.safetensors` + `model.safetensors.index.json`,
+# the Hub's layout for large models), so that no single file of a model folder in a git repository passes 20 MB.
+MAX_SHARD_BYTES = 20 * 1024 * 1024
+
+
+def save_sharded(tensors: dict, folder: Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
+    """`tensors` as `model.safetensors`, or as shards of at most `max_shard_bytes` (a larger tensor alone) with the
+    Hub's index file when they do not fit in one; an earlier folder's weights files are removed first."""
+    from safetensors.torch import save_file
+
+    from deepfake_detector.model import SHARD_INDEX
+
+    for old in [folder / "model.safetensors", folder / SHARD_INDEX, *folder.glob("model-*-of-*.safetensors")]:
+        old.unlink(missing_ok=True)
+    shards, size = [[]], 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
+        size += nbytes
+    if len(shards) == 1:
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return [folder / "model.safetensors"]
+    files, weight_map = [], {}
+    for index, names in enumerate(shards, start=1):
+        file = folder / f"model-{index:05d}-of-{len(shards):05d}.safetensors"
+        save_file({name: tensors[name] for name in names}, str(file), metadata={"format": "pt"})
+        weight_map |= dict.fromkeys(names, file.name)
+        files.append(file)
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    (folder / SHARD_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    return files
 
 
 def update_config(folder: str | Path, **values) -> dict:

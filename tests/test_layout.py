@@ -36,3 +36,15 @@ def test_app_requirements_are_pinned_and_lean():
     packages = [line for line in lines if line]
     assert all("==" in line for line in packages)
     assert not {line.split("==")[0].lower() for line in packages} & {"accelerate", "datasets", "evaluate", "albumentations"}
+
+
+def test_product_and_pipeline_never_import_research_code():
+    """research/ holds screens and probes; deepfake_detector/, training/ and app.py must run without it."""
+    import ast
+
+    offenders = []
+    for path in [REPO_ROOT / "app.py", *(REPO_ROOT / "deepfake_detector").rglob("*.py"), *(REPO_ROOT / "training").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(REPO_ROOT)}: {name}" for name in names if name == "research" or name.startswith("research.")]
+    assert not offenders, offenders

@@ -176,7 +176,9 @@ unreadable files are skipped and listed in the build report ({len(report.skipped
 {photo_section}
 ## Features
 
-`image` (original bytes; for faces cut from whole photos, the crop), `label` (ClassLabel: real=0, fake=1), `source`, `group` (leakage group), `sha256`, `width`,
+`image` (original bytes; for faces cut from whole photos, the crop), `label` (ClassLabel: real=0, fake=1), `source`, `family`
+(the generator family a fake row is held out with in leave-one-family-out evaluation: `sd15`, `sd21`, `sdxl-kolors`, `flux`,
+`dalle2`, `omnigen-infinity-kandinsky`, `gan`; `real` for real rows), `group` (leakage group), `sha256`, `width`,
 `height`, `format`, `path`, `origin_repo`, `license_note`, `face_box` (x, y, w, h of the first face found by
 libfacedetection/yuface, empty if none) and `landmarks` (its five points: eyes, nose tip, mouth corners), `face_index` and
 `crop_box` (for the faces cut from whole photos; -1 and empty for every other row).
@@ -186,7 +188,11 @@ libfacedetection/yuface, empty if none) and `landmarks` (its five points: eyes, 
 `python -m training.build_dataset --source <folder or ICIAP zip> ... --output DIR --seed {seed}` reads folders laid out
 `<label>/<source>/<file>` (optionally with a MANIFEST.csv) and the challenge's zips (`0-*.zip` real, `1-*.zip` fake),
 decodes every file fully (truncated and non-image files are skipped with their reason), hashes it, runs the face
-detector, assigns groups and splits, and writes `save_to_disk` and Parquet shards with this card.
+detector, assigns groups and splits, and writes `save_to_disk` and Parquet shards with this card. `--per_face_source DIR`
+(e.g. the rebuilt `../shared/data/extra`: whole generated pictures and everyday photos) keeps one row per detected face of
+every file, and each origin repository is one group, dealt among the repositories of its label, so no repository's
+images sit in two splits. `--max_per_source N` keeps a seeded sample of at most N files per label x source (the large
+GAN sources are thousands of near-duplicates).
 
 ## Personal and sensitive information
 

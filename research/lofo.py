@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from training.calibration import calibrate
-from training.depth_probe import SPLITS
+from training.depth_probe import SPLITS, family_weights, fit_probe
 from training.sources import FAMILIES
 
 DIFFUSION = [name for name, _ in FAMILIES if name != "gan"]
@@ -78,29 +78,11 @@ def photo_folds(table: dict, families: list[str]) -> dict[str, list[str]]:
     return folds
 
 
-def sample_weights(table: dict, rows: np.ndarray, scheme: str) -> np.ndarray:
-    """'classes': each class weighs the same in total. 'families': within the fakes each family, within the reals the
-    portrait sources and the everyday photos (as one group), weigh the same; then the classes."""
+def fit_head(features: np.ndarray, table: dict, rows: np.ndarray, head: dict):
+    """The shipped recipe's head (`training.depth_probe.fit_probe`) on `rows`, weighted as `head` says."""
     labels = table["label"][rows]
-    if scheme == "classes":
-        groups = labels.astype(str)
-    else:
-        groups = np.where(labels == 1, table["family"][rows], np.where(np.char.startswith(table["source"][rows].astype(str), "photo_"), "photos", "portraits"))
-    weights = np.zeros(len(rows))
-    for label in (0, 1):
-        members = np.unique(groups[labels == label])
-        for group in members:
-            mask = (groups == group) & (labels == label)
-            weights[mask] = 1.0 / (mask.sum() * len(members))
-    return weights * len(rows) / weights.sum()
-
-
-def fit_head(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, C: float):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000)).fit(features, labels, logisticregression__sample_weight=weights)
+    weights = family_weights(labels, table["family"][rows], table["source"][rows]) if head["weights"] == "families" else None
+    return fit_probe(features[rows], labels, sample_weight=weights, C=head["C"])
 
 
 def auc(fake: np.ndarray, real: np.ndarray) -> float | None:
@@ -114,7 +96,7 @@ def auc(fake: np.ndarray, real: np.ndarray) -> float | None:
 def run_fold(features: np.ndarray, table: dict, family: str, photos: list[str], head: dict) -> dict:
     held = (table["family"] == family) | np.isin(table["source"], photos)
     train, calibration = np.flatnonzero(~held & (table["split"] == "train")), np.flatnonzero(~held & (table["split"] == "validation"))
-    probe = fit_head(features[train], table["label"][train], sample_weights(table, train, head["weights"]), head["C"])
+    probe = fit_head(features, table, train, head)
     block = calibrate(probe.decision_function(features[calibration]), table["label"][calibration], method="platt")
     threshold, band = block["threshold"], block["uncertain_band"]
 

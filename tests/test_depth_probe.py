@@ -177,3 +177,29 @@ def test_a_missing_or_doubled_clip_backbone_is_refused(tmp_path):
     (tmp_path / "b.safetensors").write_bytes(b"x")
     with pytest.raises(SystemExit, match="give one"):
         depth_probe.main(base + ["--clip_onnx", str(tmp_path / "a.onnx"), "--clip_weights", str(tmp_path / "b.safetensors")])
+
+
+def test_family_weights_give_each_family_and_the_photos_an_equal_share():
+    from training.depth_probe import family_weights
+
+    labels = np.array([1] * 90 + [1] * 10 + [0] * 50 + [0] * 5)
+    families = np.array(["gan"] * 90 + ["sd15"] * 10 + ["real"] * 55)
+    sources = np.array(["stargan"] * 90 + ["arc2face-sd15"] * 10 + ["ffhq"] * 50 + ["photo_dlib"] * 5)
+    weights = family_weights(labels, families, sources)
+    assert np.isclose(weights.mean(), 1.0)
+    share = lambda mask: weights[mask].sum() / weights.sum()  # noqa: E731
+    assert np.isclose(share(families == "gan"), 0.25) and np.isclose(share(families == "sd15"), 0.25)
+    assert np.isclose(share(sources == "photo_dlib"), 0.25) and np.isclose(share(sources == "ffhq"), 0.25)
+
+
+def test_weighted_fit_probe_follows_the_weights():
+    from training.depth_probe import fit_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    labels = (x[:, 0] > 0).astype(int)
+    labels[:40] = 1 - labels[:40]  # 40 rows that contradict the rest
+    heavy = np.ones(400)
+    heavy[:40] = 50.0
+    plain, weighted = fit_probe(x, labels), fit_probe(x, labels, sample_weight=heavy)
+    assert (plain.predict(x[:40]) == labels[:40]).mean() < (weighted.predict(x[:40]) == labels[:40]).mean()

@@ -44,7 +44,7 @@ import numpy as np
 from deepfake_detector.faces import FACE_CROP_SCALE
 from deepfake_detector.model import FACE_CROP_SCALE_RANGE, QUANTIZATIONS, quantize_dynamic_int8
 from training.convert_clip import ARCHITECTURE
-from training.depth_probe import SPLITS, fit_probe, probe_holdout
+from training.depth_probe import SPLITS, family_weights, fit_probe, probe_holdout
 from training.generalization import held_out_auc, parse_holdout
 
 # What the head reads. "mean": the mean of the patch tokens of the last kept layer, no final norm (the probes' better
@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smooth_quant", type=float, default=0.75,
                         help="SmoothQuant alpha applied before int8 (training.smooth_quant; 0: none); measured: per-dimension fidelity 0.930 -> 0.981")
     parser.add_argument("--features_dir", help="where mean-token features are cached (default: the face cache folder's clip-features/)")
+    parser.add_argument("--head_weights", choices=("classes", "families"), default="classes",
+                        help="how the head weighs its rows: each class alike; or, within the fakes, each generator family alike and, "
+                        "within the reals, everyday photos as much as portraits (training.depth_probe.family_weights; the dataset "
+                        "needs the family column of build_dataset's v3 layout)")
+    parser.add_argument("--C", type=float, default=0.1, help="the head's inverse L2 strength")
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", default=[], help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument("--no_calibration", action="store_true", help="leave threshold 0.5 and no calibration map")
@@ -203,6 +208,10 @@ def check_args(args) -> Path:
         raise SystemExit("--invariance_penalty S needs S >= 0 and copies to learn from (--resaved_views or --augmented_views >= 1)")
     if args.invariance_penalty and args.processing_directions:
         raise SystemExit("pass --invariance_penalty or --processing_directions, not both")
+    if args.head_weights != "classes" and (args.processing_directions or args.invariance_penalty):
+        raise SystemExit("--head_weights families weighs fit_probe's rows; --processing_directions and --invariance_penalty fit their own heads")
+    if not args.C > 0:
+        raise SystemExit(f"--C must be a positive number, got {args.C}")
     if args.framing == "square" and args.crop_scale != FACE_CROP_SCALE:
         raise SystemExit("--crop_scale needs --framing app (the square cache holds centred squares, not detector crops)")
     if not FACE_CROP_SCALE_RANGE[0] <= args.crop_scale <= FACE_CROP_SCALE_RANGE[1]:
@@ -287,7 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     loso = [probe_holdout(features, dataset, *parse_holdout(holdout), extra_train=views["train"][1:], fit=fit) for holdout in args.holdout]
     for result in loso:
         print(f"held out {result['holdout']}: ROC AUC {held_out_auc(result):.3f}", flush=True)
-    probe = fit(views["train"], labels) if fit else fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])))
+    if fit is None:
+        weights = None
+        if args.head_weights == "families":
+            weights = np.tile(family_weights(labels, dataset["train"]["family"], dataset["train"]["source"]), len(views["train"]))
+        probe = fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])), sample_weight=weights, C=args.C)
+    else:
+        probe = fit(views["train"], labels)
     set_head(model, probe)
     name = output.name
     save_model_folder(
@@ -298,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
-        "depth": args.depth, "input_size": args.input_size, "head": "training.depth_probe.fit_probe: standardised, class-balanced logistic regression, C=0.1",
+        "depth": args.depth, "input_size": args.input_size, "head": f"training.depth_probe.fit_probe: standardised logistic regression, C={args.C:g}, rows weighted by {args.head_weights}",
+        "head_weights": args.head_weights, "C": args.C,
         "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "crop_scale": args.crop_scale, "augmented_views": args.augmented_views,
         "resaved_views": args.resaved_views, "processing_directions": args.processing_directions, "invariance_penalty": args.invariance_penalty, "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * (1 if fit else len(views["train"]))),
         "output_dir": str(output),

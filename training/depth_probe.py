@@ -57,19 +57,37 @@ def pooled_block_features(model, faces: np.ndarray, data_config: dict, batch_siz
     return {key: np.concatenate(parts).astype(np.float32) for key, parts in collected.items()}
 
 
-def logistic_regression():
+def logistic_regression(C: float = 0.1, class_weight: str | None = "balanced"):
     """The probes' head, unfitted: class-balanced, L2-regularised (C=0.1) logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced")
+    return LogisticRegression(C=C, max_iter=2000, class_weight=class_weight)
 
 
-def fit_probe(features: np.ndarray, labels: np.ndarray):
-    """A standardised `logistic_regression`, fitted."""
+def fit_probe(features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None, C: float = 0.1):
+    """A standardised `logistic_regression`, fitted; with `sample_weight` (which then balance the classes
+    themselves, `family_weights`) the rows are weighted by them instead of by class counts."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), logistic_regression()).fit(features, labels)
+    if sample_weight is None:
+        return make_pipeline(StandardScaler(), logistic_regression(C)).fit(features, labels)
+    return make_pipeline(StandardScaler(), logistic_regression(C, class_weight=None)).fit(features, labels, logisticregression__sample_weight=sample_weight)
+
+
+def family_weights(labels: np.ndarray, families: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Row weights (mean 1) under which each class weighs the same, within the fakes each generator family
+    (`training.sources.FAMILIES`) weighs the same, and within the reals the everyday photos (`photo_*`) weigh as
+    much as the portrait sources (FFHQ, CelebA, ...): thousands of GAN faces must not drown forty SD 1.5 ones."""
+    labels, families, sources = np.asarray(labels), np.asarray(families).astype(str), np.asarray(sources).astype(str)
+    groups = np.where(labels == 1, families, np.where(np.char.startswith(sources, "photo_"), "photos", "portraits"))
+    weights = np.zeros(len(labels))
+    for label in np.unique(labels):
+        members = np.unique(groups[labels == label])
+        for group in members:
+            mask = (groups == group) & (labels == label)
+            weights[mask] = 1.0 / (mask.sum() * len(members))
+    return weights * len(labels) / weights.sum()
 
 
 # What a source's images share beyond real/fake: CelebA photos and their StarGAN/AttGAN edits; FFHQ, CelebA-HQ and

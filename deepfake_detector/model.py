@@ -157,6 +157,19 @@ def quantize_dynamic_int8(net: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(copy.deepcopy(net), layers, dtype=torch.qint8).eval()
 
 
+def canonical_settings(config: dict) -> dict:
+    """config.json's canonical face: {"canonical_size": px, "canonical_jpeg_quality": q}, 128 px and q75 when absent;
+    a size outside 64-512 px or a quality outside 30-100 is refused (ValueError)."""
+    from .preprocess import CANONICAL_JPEG_QUALITY, CANONICAL_SIZE
+
+    size, quality = config.get("canonical_size", CANONICAL_SIZE), config.get("canonical_jpeg_quality", CANONICAL_JPEG_QUALITY)
+    if isinstance(size, bool) or not isinstance(size, int) or not 64 <= size <= 512:
+        raise ValueError(f"canonical_size must be a whole number of pixels from 64 to 512, got {size!r}")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 30 <= quality <= 100:
+        raise ValueError(f"canonical_jpeg_quality must be a whole number from 30 to 100, got {quality!r}")
+    return {"canonical_size": size, "canonical_jpeg_quality": quality}
+
+
 def face_crop_scale(config: dict) -> float:
     """config.json's `face_crop_scale` (FACE_CROP_SCALE when absent), checked by `valid_face_crop_scale`."""
     return valid_face_crop_scale(config.get("face_crop_scale", FACE_CROP_SCALE))
@@ -250,6 +263,7 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
         # timm would fall back to a pickled pytorch_model.bin; only safetensors are loaded.
         raise FileNotFoundError(f"{weights} is missing; only safetensors weights are loaded.")
     face_crop_scale(config)  # refused here, not at the first upload
+    canonical_settings(config)
     if quantization not in (None, *QUANTIZATIONS):
         raise ValueError(f"Unknown quantization {quantization!r} in config.json; expected one of {QUANTIZATIONS} or none.")
     fast_net = None
@@ -266,6 +280,7 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
         net = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     # channels-last convolutions: on 2 cores one face and its mirror image 21.5 -> 20.9 ms, a batch of 32 317 -> 217 ms
     net = net.to(memory_format=torch.channels_last)
-    data_config = timm.data.resolve_model_data_config(net)
+    # the canonical face this folder's model was fitted on (preprocess.eval_tensor reads it from the data config)
+    data_config = timm.data.resolve_model_data_config(net) | canonical_settings(config)
     label_names = list(config.get("label_names", LABEL_NAMES))
     return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names, fast_net=fast_net)

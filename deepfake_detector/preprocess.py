@@ -62,5 +62,9 @@ def to_model_tensor(image: np.ndarray, data_config: dict) -> torch.Tensor:
 
 
 def eval_tensor(image: np.ndarray, data_config: dict) -> torch.Tensor:
-    """The deterministic inference transform: `canonicalize` then `to_model_tensor`."""
-    return to_model_tensor(canonicalize(image), data_config)
+    """The deterministic inference transform: `canonicalize` then `to_model_tensor`. The canonical face's size and
+    JPEG quality are the model folder's (`canonical_size`, `canonical_jpeg_quality` in config.json, which
+    `load_detector` puts into the data config; 128 px and q75 when absent)."""
+    size = int(data_config.get("canonical_size", CANONICAL_SIZE))
+    quality = int(data_config.get("canonical_jpeg_quality", CANONICAL_JPEG_QUALITY))
+    return to_model_tensor(canonicalize(image, size, quality), data_config)

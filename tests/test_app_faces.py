@@ -107,16 +107,21 @@ def test_unknown_views_are_refused(view):
         app_faces.parse_view(view)
 
 
-def _folder_with_crop_scale(tmp_path, value) -> Path:
-    """A copy of the bundled model folder whose config.json asks for `value` as its face_crop_scale."""
+def _folder_with(tmp_path, **values) -> Path:
+    """A copy of the bundled model folder with `values` set in its config.json."""
     import json
     import shutil
 
     folder = tmp_path / "model"
     shutil.copytree(BUNDLED_MODEL, folder)
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps(config | {"face_crop_scale": value}))
+    (folder / "config.json").write_text(json.dumps(config | values))
     return folder
+
+
+def _folder_with_crop_scale(tmp_path, value) -> Path:
+    """A copy of the bundled model folder whose config.json asks for `value` as its face_crop_scale."""
+    return _folder_with(tmp_path, face_crop_scale=value)
 
 
 @needs_corpus
@@ -157,3 +162,34 @@ def test_a_face_crop_scale_outside_the_range_is_refused(tmp_path, value):
         load_detector(_folder_with_crop_scale(tmp_path, value))
     with pytest.raises(ValueError, match="face_crop_scale"):
         app_faces.build(rows_dataset([b"x"], [-1]), tmp_path / "cache", "train", crop_scale=value)
+
+
+@needs_corpus
+def test_a_folders_canonical_face_decides_what_predict_and_app_faces_feed_it(faces_dir, tmp_path):
+    """config.json's canonical_size / canonical_jpeg_quality reach eval_tensor through the detector's data config, and
+    app_faces builds training rows at the same canonical face (its own cache)."""
+    from deepfake_detector.images import load_rgb_array
+    from deepfake_detector.model import load_detector
+    from deepfake_detector.predict import predict
+    from deepfake_detector.preprocess import canonicalize, eval_tensor, to_model_tensor
+
+    data = min((faces_dir / "real/photo_facenet").iterdir()).read_bytes()
+    image = load_rgb_array(data)
+    large = load_detector(_folder_with(tmp_path, canonical_size=224, canonical_jpeg_quality=90))
+    assert (large.data_config["canonical_size"], large.data_config["canonical_jpeg_quality"]) == (224, 90)
+    crop = predict(image, large).faces[0].crop
+    expected = canonicalize(crop, 224, 90)
+    assert expected.shape == (224, 224, 3)
+    np.testing.assert_array_equal(eval_tensor(crop, large.data_config), to_model_tensor(expected, large.data_config))
+    assert not np.array_equal(eval_tensor(crop, large.data_config), eval_tensor(crop, {**large.data_config, "canonical_size": 128, "canonical_jpeg_quality": 75}))
+    faces = app_faces.build(rows_dataset([data], [-1]), tmp_path / "cache", "train", size=224, quality=90)
+    np.testing.assert_array_equal(faces[0], expected)
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.npy")) == ["train.clean.c224q90.npy"]
+
+
+@pytest.mark.parametrize("values", [{"canonical_size": 32}, {"canonical_size": "big"}, {"canonical_jpeg_quality": 101}, {"canonical_jpeg_quality": True}])
+def test_a_canonical_face_outside_the_range_is_refused(tmp_path, values):
+    from deepfake_detector.model import load_detector
+
+    with pytest.raises(ValueError, match="canonical_"):
+        load_detector(_folder_with(tmp_path, **values))

@@ -27,7 +27,7 @@ import numpy as np
 
 from deepfake_detector.faces import FACE_CROP_SCALE
 from deepfake_detector.images import load_rgb_array
-from deepfake_detector.preprocess import canonicalize
+from deepfake_detector.preprocess import CANONICAL_JPEG_QUALITY, CANONICAL_SIZE, canonicalize
 from training import perturbations as P
 from training.face_cache import cached_faces
 
@@ -69,17 +69,19 @@ def random_resave(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 VIEWS = {"augmented": random_processing, "resaved": random_resave}
 
 
-def app_face(image: np.ndarray, crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
+def app_face(image: np.ndarray, crop_scale: float = FACE_CROP_SCALE, size: int = CANONICAL_SIZE, quality: int = CANONICAL_JPEG_QUALITY) -> np.ndarray:
     """The canonical face `predict()` would classify first for this image (its largest face, or the whole image) with
-    a model whose `face_crop_scale` is `crop_scale`."""
+    a model whose `face_crop_scale` is `crop_scale` (and whose canonical face is `size` px at JPEG `quality`)."""
     from deepfake_detector.predict import _locate
 
-    return canonicalize(_locate(image, max_faces=1, crop_scale=crop_scale)[1][0])
+    return canonicalize(_locate(image, max_faces=1, crop_scale=crop_scale)[1][0], size, quality)
 
 
-def cache_stem(name: str, view: str, crop_scale: float = FACE_CROP_SCALE) -> str:
-    """The cache's file stem: `<split>.<view>`, plus `.x<crop_scale>` for any framing but the default."""
-    return f"{name}.{view}" if crop_scale == FACE_CROP_SCALE else f"{name}.{view}.x{crop_scale:g}"
+def cache_stem(name: str, view: str, crop_scale: float = FACE_CROP_SCALE, size: int = CANONICAL_SIZE, quality: int = CANONICAL_JPEG_QUALITY) -> str:
+    """The cache's file stem: `<split>.<view>`, plus `.x<crop_scale>` for any framing but the default and
+    `.c<size>q<quality>` for any canonical face but the default 128 px / q75."""
+    stem = f"{name}.{view}" if crop_scale == FACE_CROP_SCALE else f"{name}.{view}.x{crop_scale:g}"
+    return stem if (size, quality) == (CANONICAL_SIZE, CANONICAL_JPEG_QUALITY) else f"{stem}.c{size}q{quality}"
 
 
 def parse_view(view: str) -> tuple[str, int | None]:
@@ -92,7 +94,8 @@ def parse_view(view: str) -> tuple[str, int | None]:
     return prefix, int(seed)
 
 
-def build(split, cache_dir: Path, name: str, view: str = "clean", crop_scale: float = FACE_CROP_SCALE) -> np.ndarray:
+def build(split, cache_dir: Path, name: str, view: str = "clean", crop_scale: float = FACE_CROP_SCALE,
+          size: int = CANONICAL_SIZE, quality: int = CANONICAL_JPEG_QUALITY) -> np.ndarray:
     """Every row of `split` as the app's canonical face (see the module docstring), cached in `cache_dir`."""
     from deepfake_detector.model import valid_face_crop_scale
 
@@ -103,7 +106,8 @@ def build(split, cache_dir: Path, name: str, view: str = "clean", crop_scale: fl
         image = load_rgb_array(row["image"]["bytes"])
         if seed is not None:
             image = VIEWS[kind](image, np.random.default_rng([seed, index]))
-        return canonicalize(image) if row["face_index"] >= 0 else app_face(image, crop_scale)
+        return canonicalize(image, size, quality) if row["face_index"] >= 0 else app_face(image, crop_scale, size, quality)
 
-    return cached_faces(split, cache_dir, cache_stem(name, view, crop_scale), ["image", "face_index"], face_of,
-                        f"app faces ({name}, {view}, x{crop_scale:g})", meta={"view": view, "crop_scale": crop_scale})
+    return cached_faces(split, cache_dir, cache_stem(name, view, crop_scale, size, quality), ["image", "face_index"], face_of,
+                        f"app faces ({name}, {view}, x{crop_scale:g}, {size} px q{quality})",
+                        meta={"view": view, "crop_scale": crop_scale, "quality": quality}, size=size)

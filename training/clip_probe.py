@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smooth_quant", type=float, default=0.75,
                         help="SmoothQuant alpha applied before int8 (training.smooth_quant; 0: none); measured: per-dimension fidelity 0.930 -> 0.981")
     parser.add_argument("--features_dir", help="where mean-token features are cached (default: the face cache folder's clip-features/)")
+    parser.add_argument("--canonical_size", type=int, default=128,
+                        help="px of the canonical face the tower reads (--framing app; written to config.json, so predict() frames uploads alike)")
+    parser.add_argument("--canonical_jpeg_quality", type=int, default=75, help="JPEG quality of that canonical face's round trip")
     parser.add_argument("--head_weights", choices=("classes", "families"), default="classes",
                         help="how the head weighs its rows: each class alike; or, within the fakes, each generator family alike and, "
                         "within the reals, everyday photos as much as portraits (training.depth_probe.family_weights; the dataset "
@@ -208,6 +211,14 @@ def check_args(args) -> Path:
         raise SystemExit("--invariance_penalty S needs S >= 0 and copies to learn from (--resaved_views or --augmented_views >= 1)")
     if args.invariance_penalty and args.processing_directions:
         raise SystemExit("pass --invariance_penalty or --processing_directions, not both")
+    from deepfake_detector.model import canonical_settings
+
+    try:
+        canonical_settings({"canonical_size": args.canonical_size, "canonical_jpeg_quality": args.canonical_jpeg_quality})
+    except ValueError as error:
+        raise SystemExit(f"--canonical_size / --canonical_jpeg_quality: {error}")
+    if args.framing == "square" and (args.canonical_size, args.canonical_jpeg_quality) != (128, 75):
+        raise SystemExit("--canonical_size / --canonical_jpeg_quality need --framing app")
     if args.head_weights != "classes" and (args.processing_directions or args.invariance_penalty):
         raise SystemExit("--head_weights families weighs fit_probe's rows; --processing_directions and --invariance_penalty fit their own heads")
     if not args.C > 0:
@@ -263,8 +274,10 @@ def build_runner(args, dataset, cache: Path):
 
 
 def framing_tag(args) -> str:
-    """The framing in cache names: "square", "app", or "app-x<crop_scale>" for an app framing at another scale."""
-    return f"app-x{args.crop_scale:g}" if args.framing == "app" and args.crop_scale != FACE_CROP_SCALE else args.framing
+    """The framing in cache names: "square", "app", or "app-x<crop_scale>" for an app framing at another scale, plus
+    "-c<size>q<quality>" for a canonical face other than 128 px / q75."""
+    tag = f"app-x{args.crop_scale:g}" if args.framing == "app" and args.crop_scale != FACE_CROP_SCALE else args.framing
+    return tag if (args.canonical_size, args.canonical_jpeg_quality) == (128, 75) else f"{tag}-c{args.canonical_size}q{args.canonical_jpeg_quality}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     name = output.name
     save_model_folder(
         model, output, input_size=args.input_size,
-        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False, "face_crop_scale": args.crop_scale},
+        extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False, "face_crop_scale": args.crop_scale,
+                      "canonical_size": args.canonical_size, "canonical_jpeg_quality": args.canonical_jpeg_quality},
         model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
         int8_net=None if args.quantize == "none" else runner,  # the very integers the head was fitted through
     )
@@ -334,7 +348,9 @@ def split_faces(args, dataset, cache: Path, split: str, view: str = "clean") -> 
     """A split's canonical faces as `--framing` frames them ((n, 128, 128, 3) uint8; `view` for the app framing)."""
     from training import app_faces, face_cache
 
-    return app_faces.build(dataset[split], cache, split, view, args.crop_scale) if args.framing == "app" else face_cache.build(dataset[split], cache, split)[0]
+    if args.framing == "app":
+        return app_faces.build(dataset[split], cache, split, view, args.crop_scale, args.canonical_size, args.canonical_jpeg_quality)
+    return face_cache.build(dataset[split], cache, split)[0]
 
 
 def verify_saved_head(output: Path, probe, features: np.ndarray, faces: np.ndarray) -> None:

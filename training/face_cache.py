@@ -42,7 +42,8 @@ def canonical_landmarks(landmarks, width: int, height: int, size: int = CANONICA
     return (points - offset) * (size / side)
 
 
-def cached_faces(split, cache_dir: Path, stem: str, columns: list[str], face_of, desc: str, meta: dict | None = None, before_meta=None) -> np.ndarray:
+def cached_faces(split, cache_dir: Path, stem: str, columns: list[str], face_of, desc: str, meta: dict | None = None, before_meta=None,
+                 size: int = CANONICAL_SIZE) -> np.ndarray:
     """`cache_dir/<stem>.npy`, (n, 128, 128, 3) uint8 with `face_of(index, row)` for every row of `split` (read through
     `columns`), built once and memory-mapped afterwards. `<stem>.json` records the rows' digest (and `meta`): a cache
     of other rows is rebuilt, never reused; a crash mid-build leaves only `<stem>.partial.npy`, never a half cache under
@@ -52,7 +53,7 @@ def cached_faces(split, cache_dir: Path, stem: str, columns: list[str], face_of,
     digest = rows_digest(split)
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("rows_digest") == digest:
         return np.load(faces_path, mmap_mode="r")
-    faces = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(split), CANONICAL_SIZE, CANONICAL_SIZE, 3))
+    faces = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(split), size, size, 3))
     for index, row in enumerate(tqdm(split.select_columns(columns), desc=desc, unit="img")):
         faces[index] = face_of(index, row)
     faces.flush()
@@ -60,7 +61,7 @@ def cached_faces(split, cache_dir: Path, stem: str, columns: list[str], face_of,
     partial.replace(faces_path)
     if before_meta:
         before_meta()
-    meta_path.write_text(json.dumps({"rows_digest": digest, "rows": len(split), **(meta or {}), "size": CANONICAL_SIZE}, indent=2))
+    meta_path.write_text(json.dumps({"rows_digest": digest, "rows": len(split), **(meta or {}), "size": size}, indent=2))
     return np.load(faces_path, mmap_mode="r")
 
 

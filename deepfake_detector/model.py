@@ -20,6 +20,11 @@ Grad-CAM explains the float net made from them (gradients do not flow through in
 dynamic layer quantizes its input with one scale per call, so such a net classifies one face per call: a face's score
 never depends on the other faces it is batched with.
 
+`config["fusion"] = {"member": "member", "weight": w}` (`training.clip_probe --fuse_with`): the folder's subfolder
+`member/` holds a second model (the CNN) that reads each face too, through its own canonical face and test-time
+flip; the face's margin is this net's margin plus w times the member's, one linear head fitted on both and then
+calibrated as one (`Detector.logits_of_crops`). Grad-CAM explains this folder's own net.
+
 `config["face_crop_scale"]` is how widely `predict()` frames each detected face for this model (the square's side in
 detector boxes; `deepfake_detector.faces.FACE_CROP_SCALE` when absent): a model is shown faces framed as it was
 trained on them (`training.app_faces --crop_scale`).
@@ -41,7 +46,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
 # A large int8 folder's weights come as shards listed in SHARD_INDEX (the Hub's layout; `training.hub.save_sharded`).
 SHARD_INDEX = "model.safetensors.index.json"
-HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", "metrics.json", "README.md", "*.png", "*.md"]
+# A fused folder's second model lives in this subfolder (config.json "fusion"; only this name is accepted).
+MEMBER_DIR = "member"
+HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", "metrics.json", "README.md", "*.png", "*.md",
+             f"{MEMBER_DIR}/config.json", f"{MEMBER_DIR}/model.safetensors"]
 # Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
 DEFAULT_UNCERTAIN_BAND = 0.1
 CALIBRATION_METHODS = ("platt", "isotonic")
@@ -63,6 +71,8 @@ class Detector:
     folder: Path
     label_names: list[str] = field(default_factory=lambda: list(LABEL_NAMES))
     fast_net: torch.nn.Module | None = None  # the int8 copy that classifies, when config.json asks for one
+    member: "Detector | None" = None  # a fused folder's second model (config.json "fusion")
+    member_weight: float = 0.0  # the weight of its margin in the fused margin
 
     @property
     def threshold(self) -> float:
@@ -129,6 +139,19 @@ class Detector:
                 both = net(torch.cat([batch, torch.flip(batch, dims=[3])]))
                 logits = (both[: len(batch)] + both[len(batch) :]) / 2
             return logits.float().cpu().numpy()
+
+    def logits_of_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Raw logits (n, 2) for face crops (h, w, 3) uint8 RGB, each canonicalised for this folder's net (and, for a
+        fused folder, for its member, whose weighted margin is added to the fake logit's side)."""
+        from .preprocess import eval_tensor
+
+        if not len(crops):
+            return np.zeros((0, 2), dtype=np.float32)
+        logits = self.logits(torch.stack([eval_tensor(crop, self.data_config) for crop in crops]))
+        if self.member is not None:
+            shift = self.member_weight * fake_margin(self.member.logits_of_crops(crops), self.member.fake_index) / 2
+            logits = logits + np.stack([shift, -shift] if self.fake_index == 0 else [-shift, shift], axis=1).astype(logits.dtype)
+        return logits
 
     def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
         """Displayed (calibrated) P(fake), shape (b,), for raw logits of shape (b, 2)."""
@@ -283,4 +306,21 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     # the canonical face this folder's model was fitted on (preprocess.eval_tensor reads it from the data config)
     data_config = timm.data.resolve_model_data_config(net) | canonical_settings(config)
     label_names = list(config.get("label_names", LABEL_NAMES))
-    return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names, fast_net=fast_net)
+    member, member_weight = fusion_member(folder, config)
+    return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names,
+                    fast_net=fast_net, member=member, member_weight=member_weight)
+
+
+def fusion_member(folder: Path, config: dict) -> tuple[Detector | None, float]:
+    """(the member detector, its weight) of a fused folder (config.json "fusion"), (None, 0.0) otherwise. The member
+    must be the subfolder MEMBER_DIR and must not be fused itself; the weight must be a finite number."""
+    fusion = config.get("fusion")
+    if fusion is None:
+        return None, 0.0
+    weight = fusion.get("weight") if isinstance(fusion, dict) else None
+    if not isinstance(fusion, dict) or fusion.get("member") != MEMBER_DIR or isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight):
+        raise ValueError(f'config.json "fusion" must be {{"member": "{MEMBER_DIR}", "weight": <number>}}, got {fusion!r}')
+    member = load_detector(folder / MEMBER_DIR)
+    if member.member is not None:
+        raise ValueError("a fused folder's member must not be fused itself")
+    return member, float(weight)

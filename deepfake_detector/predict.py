@@ -27,12 +27,10 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
-import torch
 
 from .cam import MODEL_LOCK
 from .faces import FACE_CROP_SCALE, crop_box, crop_face, detect_faces, unturn_square, upright_turns
 from .model import DEFAULT_UNCERTAIN_BAND, Detector, fake_margin
-from .preprocess import eval_tensor
 
 # Probabilities within this distance of the threshold are reported as "Uncertain" rather than forced, unless the
 # model folder sets its own band (`Detector.band`, chosen on validation for a stated false-fake rate).
@@ -95,9 +93,8 @@ def crop_logits(crops: list[np.ndarray], detector: Detector, batch_size: int = 3
     """Raw logits (n, 2) for face crops, each an (h, w, 3) uint8 RGB array."""
     logits = []
     for start in range(0, len(crops), batch_size):
-        batch = torch.stack([eval_tensor(crop, detector.data_config) for crop in crops[start : start + batch_size]])
         with MODEL_LOCK:  # Grad-CAM hooks the shared net; a forward pass must not run while they are attached
-            logits.append(detector.logits(batch))
+            logits.append(detector.logits_of_crops(crops[start : start + batch_size]))
     return np.concatenate(logits) if logits else np.zeros((0, 2), dtype=np.float32)
 
 

@@ -137,3 +137,42 @@ def test_a_large_folder_is_written_in_shards_and_reloads_the_same_net(saved_nets
     (sharded / SHARD_INDEX).write_text(json.dumps(index))
     with pytest.raises(ValueError, match="inside the folder"):
         load_detector(sharded)
+
+
+def _fused_copy(int8_folder, tmp_path, fusion: dict):
+    """A copy of the tiny int8 CLIP folder fused with the bundled CNN as its member (config.json "fusion": `fusion`)."""
+    import shutil
+
+    from conftest import BUNDLED_MODEL
+    from deepfake_detector.model import MEMBER_DIR
+    from training.clip_probe import copy_member
+
+    folder = tmp_path / "fused"
+    shutil.copytree(int8_folder, folder, ignore=shutil.ignore_patterns("float32"))
+    copy_member(BUNDLED_MODEL, folder / MEMBER_DIR)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"fusion": fusion}))
+    return folder
+
+
+@needs_corpus
+def test_a_fused_folder_adds_its_members_weighted_margin(int8_folder, corpus_faces, tmp_path):
+    from deepfake_detector.model import MEMBER_DIR, fake_margin
+    from deepfake_detector.predict import crop_logits
+
+    images, eval_tensor = corpus_faces
+    fused = load_detector(_fused_copy(int8_folder, tmp_path, {"member": MEMBER_DIR, "weight": 0.7}))
+    alone, member = load_detector(int8_folder), fused.member
+    assert member is not None and member.test_time_flip and fused.member_weight == 0.7
+    own = alone.logits(torch.stack([eval_tensor(image, alone.data_config) for image in images]))
+    cnn = fake_margin(member.logits(torch.stack([eval_tensor(image, member.data_config) for image in images])))
+    got = crop_logits(images, fused)
+    np.testing.assert_allclose(fake_margin(got), fake_margin(own) + 0.7 * cnn, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got.sum(1), own.sum(1), rtol=1e-5, atol=1e-5)  # only the margin moves
+
+
+@pytest.mark.parametrize("fusion", [{"member": "../elsewhere", "weight": 1.0}, {"member": "member", "weight": "high"},
+                                    {"member": "member", "weight": float("nan")}, {"member": "member"}, ["member", 1.0]])
+def test_a_bad_fusion_block_is_refused(int8_folder, tmp_path, fusion):
+    with pytest.raises(ValueError, match="fusion"):
+        load_detector(_fused_copy(int8_folder, tmp_path, fusion))

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_detector.faces import FACE_CROP_SCALE
-from deepfake_detector.model import FACE_CROP_SCALE_RANGE, QUANTIZATIONS, quantize_dynamic_int8
+from deepfake_detector.model import FACE_CROP_SCALE_RANGE, MEMBER_DIR, QUANTIZATIONS, quantize_dynamic_int8
 from training.convert_clip import ARCHITECTURE
 from training.depth_probe import SPLITS, family_weights, fit_probe, probe_holdout
 from training.generalization import held_out_auc, parse_holdout
@@ -137,11 +137,15 @@ def cached_layer_means(model, faces: np.ndarray, cache: Path, stem: str, rows_di
 def set_head(model, probe) -> None:
     """Write a fitted StandardScaler + LogisticRegression pipeline (or a `ProjectedProbe`) into the model's 2-class
     head so that logit(fake) - logit(real) equals the probe's decision function."""
-    import torch
-
     from training.processing_directions import linear_map
 
-    weight, bias = linear_map(probe)
+    set_linear_head(model, *linear_map(probe))
+
+
+def set_linear_head(model, weight: np.ndarray, bias: float) -> None:
+    """The model's 2-class head such that logit(fake) - logit(real) = features @ weight + bias."""
+    import torch
+
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(np.stack([-weight / 2, weight / 2])).float())
         model.head.bias.copy_(torch.tensor([-bias / 2, bias / 2], dtype=torch.float32))
@@ -180,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "within the reals, everyday photos as much as portraits (training.depth_probe.family_weights; the dataset "
                         "needs the family column of build_dataset's v3 layout)")
     parser.add_argument("--C", type=float, default=0.1, help="the head's inverse L2 strength")
+    parser.add_argument("--fuse_with", help="a model folder (the CNN) whose logit margin on each face is one more input of the head: the "
+                        "folder is copied in as member/ and config.json says \"fusion\" (deepfake_detector.model); the head is one "
+                        "logistic regression on [CLIP features, member margin], calibrated afterwards as one")
     parser.add_argument("--output_dir", "--output", required=True)
     parser.add_argument("--holdout", action="append", default=[], help="NAME or NAME=src1,src2; 'highres' holds out >= 512 px")
     parser.add_argument("--no_calibration", action="store_true", help="leave threshold 0.5 and no calibration map")
@@ -221,6 +228,10 @@ def check_args(args) -> Path:
         raise SystemExit("--canonical_size / --canonical_jpeg_quality need --framing app")
     if args.head_weights != "classes" and (args.processing_directions or args.invariance_penalty):
         raise SystemExit("--head_weights families weighs fit_probe's rows; --processing_directions and --invariance_penalty fit their own heads")
+    if args.fuse_with and (args.holdout or args.processing_directions or args.invariance_penalty or args.augmented_views or args.resaved_views):
+        raise SystemExit("--fuse_with fits one head on the clean train faces: pass no --holdout, copies, directions or penalty with it")
+    if args.fuse_with and not (Path(args.fuse_with) / "config.json").is_file():
+        raise SystemExit(f"--fuse_with {args.fuse_with}: not a model folder (no config.json)")
     if not args.C > 0:
         raise SystemExit(f"--C must be a positive number, got {args.C}")
     if args.framing == "square" and args.crop_scale != FACE_CROP_SCALE:
@@ -309,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     loso = [probe_holdout(features, dataset, *parse_holdout(holdout), extra_train=views["train"][1:], fit=fit) for holdout in args.holdout]
     for result in loso:
         print(f"held out {result['holdout']}: ROC AUC {held_out_auc(result):.3f}", flush=True)
+    member_margins = {}
+    if args.fuse_with:  # the member's margin is one more column of the head's input, on the very faces the tower read
+        from deepfake_detector.model import load_detector
+
+        member = load_detector(args.fuse_with)
+        member_margins = {split: member_margins_of(member, split_faces(args, dataset, cache, split)) for split in ("train", "test")}
+        views["train"] = [np.hstack([views["train"][0], member_margins["train"][:, None]])]
     if fit is None:
         weights = None
         if args.head_weights == "families":
@@ -316,12 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         probe = fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])), sample_weight=weights, C=args.C)
     else:
         probe = fit(views["train"], labels)
-    set_head(model, probe)
+    from training.processing_directions import linear_map
+
+    weight, bias = linear_map(probe)
+    member_weight = float(weight[-1]) if args.fuse_with else 0.0
+    set_linear_head(model, weight[: model.head.in_features], bias)
     name = output.name
     save_model_folder(
         model, output, input_size=args.input_size,
         extra_config={"model_name": name, "preset": "none (frozen tower, linear head)", "test_time_flip": False, "face_crop_scale": args.crop_scale,
-                      "canonical_size": args.canonical_size, "canonical_jpeg_quality": args.canonical_jpeg_quality},
+                      "canonical_size": args.canonical_size, "canonical_jpeg_quality": args.canonical_jpeg_quality,
+                      **({"fusion": {"member": MEMBER_DIR, "weight": member_weight, "member_model": Path(args.fuse_with).name}} if args.fuse_with else {})},
         model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
         int8_net=None if args.quantize == "none" else runner,  # the very integers the head was fitted through
     )
@@ -333,9 +356,16 @@ def main(argv: list[str] | None = None) -> int:
         "resaved_views": args.resaved_views, "processing_directions": args.processing_directions, "invariance_penalty": args.invariance_penalty, "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * (1 if fit else len(views["train"]))),
         "output_dir": str(output),
     }
+    if args.fuse_with:
+        copy_member(Path(args.fuse_with), output / MEMBER_DIR)
+        recipe |= {"fuse_with": args.fuse_with, "member_weight": member_weight}
     (output / "training_config.json").write_text(json.dumps(recipe, indent=2))
     (output / "loso.json").write_text(json.dumps(loso, indent=2))
-    verify_saved_head(output, probe, views["test"][0][:32], split_faces(args, dataset, cache, "test")[:32])
+    test_features = views["test"][0][:32]
+    if args.fuse_with:  # the folder's own net computes the CLIP part; the member's weighted margin is added at inference
+        test_features = np.hstack([test_features, member_margins["test"][:32, None]])
+    verify_saved_head(output, probe, test_features, split_faces(args, dataset, cache, "test")[:32],
+                      offset=member_weight * member_margins["test"][:32] if args.fuse_with else 0.0)
     if not args.no_calibration:
         from training import calibration
 
@@ -353,7 +383,33 @@ def split_faces(args, dataset, cache: Path, split: str, view: str = "clean") -> 
     return face_cache.build(dataset[split], cache, split)[0]
 
 
-def verify_saved_head(output: Path, probe, features: np.ndarray, faces: np.ndarray) -> None:
+def member_margins_of(member, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(n,): a model's logit margin on canonical faces, preprocessed as at inference (its own flip included)."""
+    import torch
+
+    from deepfake_detector.model import fake_margin
+    from deepfake_detector.preprocess import to_model_tensor
+
+    parts = []
+    for start in range(0, len(faces), batch_size):
+        batch = torch.stack([to_model_tensor(np.asarray(face), member.data_config) for face in faces[start : start + batch_size]])
+        parts.append(fake_margin(member.logits(batch), member.fake_index))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def copy_member(source: Path, destination: Path) -> None:
+    """The member's config.json and weights (one file or shards), nothing else: what loading it needs."""
+    import shutil
+
+    from deepfake_detector.model import SHARD_INDEX
+
+    destination.mkdir(parents=True, exist_ok=True)
+    for file in [source / "config.json", source / "model.safetensors", source / SHARD_INDEX, *source.glob("model-*-of-*.safetensors")]:
+        if file.is_file():
+            shutil.copyfile(file, destination / file.name)
+
+
+def verify_saved_head(output: Path, probe, features: np.ndarray, faces: np.ndarray, offset=0.0) -> None:
     """The folder must compute what the probe computes: the saved head, reloaded (and quantized as config.json says),
     on the same faces, against the fitted pipeline on their features."""
     import torch
@@ -364,7 +420,7 @@ def verify_saved_head(output: Path, probe, features: np.ndarray, faces: np.ndarr
     detector = load_detector(output)
     batch = torch.stack([to_model_tensor(np.asarray(face), detector.data_config) for face in faces])
     margins = fake_margin(detector.logits(batch), detector.fake_index)
-    expected = probe.decision_function(features)
+    expected = probe.decision_function(features) - offset
     if not np.allclose(margins, expected, atol=1e-3 * max(1.0, float(np.abs(expected).max()))):
         raise RuntimeError(f"the saved head disagrees with the fitted probe: {margins[:4]} vs {expected[:4]}")
 

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "--model_dir",
         default=None,
-        help="model folder or hf-hub:ORG/NAME (default: models/deepfake-detector-effnet-lite0 of a repository checkout)",
+        help="model folder or hf-hub:ORG/NAME (default: models/deepfake-detector-clip-cnn-fused of a repository checkout)",
     )
     scan.add_argument("--threshold", type=probability, default=None, help="decision threshold in [0, 1] (default: the model's)")
     scan.add_argument("--heatmaps", metavar="DIR", default=None, help="write a Grad-CAM overlay PNG per face under DIR")

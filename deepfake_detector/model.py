@@ -43,7 +43,8 @@ import torch
 from .faces import FACE_CROP_SCALE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
+# The default: a frozen CLIP tower's head fused with the CNN (issue 22's leave-one-family-out choice; model_card.md).
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-clip-cnn-fused"
 # A large int8 folder's weights come as shards listed in SHARD_INDEX (the Hub's layout; `training.hub.save_sharded`).
 SHARD_INDEX = "model.safetensors.index.json"
 # A fused folder's second model lives in this subfolder (config.json "fusion"; only this name is accepted).

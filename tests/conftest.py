@@ -30,7 +30,8 @@ def corpus_present() -> bool:
     return (corpus_dir() / "real").is_dir() and (corpus_dir() / "fake").is_dir()
 
 
-# The model the app serves by default; and the marker of tests that read the dev corpus (counted in the summary).
+# The CNN folder (the previous default, now the default model's member: fast, for tests of mechanics and of CNN-only
+# features); the default model is `model_dir` (DEFAULT_MODEL_DIR). And the marker of tests that read the dev corpus.
 BUNDLED_MODEL = REPO_ROOT / "models" / "deepfake-detector-effnet-lite0"
 needs_corpus = pytest.mark.skipif(not corpus_dir().is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
 

@@ -89,7 +89,7 @@ def run(model: str, data: str, n_images: int = 64) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "--model_dir", default="models/deepfake-detector-effnet-lite0")
+    parser.add_argument("--model", "--model_dir", default="models/deepfake-detector-clip-cnn-fused")
     parser.add_argument("--data", "--dataset", default="data/faces-dataset")
     parser.add_argument("--output", default="benchmarks/cpu.json")
     parser.add_argument("--images", type=int, default=64)

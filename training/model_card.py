@@ -246,8 +246,11 @@ CLIP_BASE_MODEL = "timm/vit_base_patch16_clip_quickgelu_224.openai"
 def _what_it_is(config: dict, architecture: str, size: int) -> str:
     if _is_clip_probe(config):
         int8 = ", int8" if config.get("quantize", "none") != "none" else ""
+        fused = (f", with the logit margin of the CNN `{Path(config['fuse_with']).name}` (its own 128-px canonical face and mirror "
+                 f"image; the folder's `member/`) as one more input of the head (weight {config['member_weight']:.3f}),"
+                 if config.get("fuse_with") else "")
         return (f"The first {config['depth']} of the 12 layers of CLIP ViT-B/16's image tower (OpenAI's weights, frozen{int8}; "
-                f"`{architecture}`, {size}x{size} input) and a linear head fitted")
+                f"`{architecture}`, {size}x{size} input) and a linear head{fused} fitted")
     return f"A `{architecture}` ({size}x{size} input) fine-tuned"
 
 
@@ -267,8 +270,11 @@ def _how_trained(config: dict) -> str:
             copies = " and ".join(part for part in (f"{views} randomly processed" if views else "", f"{resaved} re-saved (JPEG 80-98 / WEBP 80-95)" if resaved else "") if part)
             processed = (f"; {copies} copies of each were not rows: the head pays {config['invariance_penalty']:g}x more for weight along "
                          "the feature directions they move (`training.invariance_penalty`)")
-        return (f"Nothing in the tower is trained. The head is a standardised, class-balanced logistic regression (C=0.1) on "
-                f"the {config['features']}, fitted on the train faces {framing}{processed}: "
+        weighting = ("rows weighted so that each generator family, and within the reals the everyday photos and the portraits, "
+                     "weigh alike" if config.get("head_weights") == "families" else "class-balanced")
+        member = " and the CNN member's margin" if config.get("fuse_with") else ""
+        return (f"Nothing in the tower is trained. The head is a standardised logistic regression (C={config.get('C', 0.1):g}, {weighting}) on "
+                f"the {config['features']}{member}, fitted on the train faces {framing}{processed}: "
                 f"{config.get('train_rows_fitted', config.get('train_images'))} rows. The tower's features were computed by the "
                 "int8 tower the app runs, one face at a time, so the head fits what runs.")
     return (f"Training preset `{config.get('preset')}` adds\n{_augmentation(config.get('preset'))} to both classes.\n"
@@ -297,6 +303,17 @@ model = timm.create_model("hf-hub:ORG/{name}", pretrained=True).eval()   # or "l
 def _how_to_retrain(config: dict, architecture: str, name: str) -> str:
     dataset = config.get("dataset") or "data/faces-dataset"
     build = f"python -m training.build_dataset --source ../shared/data/faces --output {dataset}  # exact build: dataset_card.md"
+    if _is_clip_probe(config) and config.get("fuse_with"):  # fused: the v3 build with the extra corpus, one head, no hold-outs
+        return f"""```bash
+python -m training.build_dataset --source ../shared/data/faces --per_face_source data/extra --max_per_source 800 \\
+    --output {dataset} --seed 0   # data/extra: ../shared/data/extra rebuilt (its README)
+python -m training.convert_clip --output {config['clip_weights']}
+python -m training.clip_probe --dataset {dataset} --app_faces data/app-faces-v3 --augmented_views 0 \\
+    --clip_weights {config['clip_weights']} --depth {config['depth']} --input_size {config['input_size']} \\
+    --head_weights {config.get('head_weights', 'classes')} --C {config.get('C', 0.1):g} --fuse_with {config['fuse_with']} --output_dir runs/{name}
+python -m research.lofo --dataset {dataset} --features_dir data/app-faces-v3/clip-features --depths {config['depth']} \\
+    --heads C{config.get('C', 0.1):g}-{config.get('head_weights', 'classes')} --cnn_margins DIR --output reports/lofo   # the leave-one-family-out table
+```"""
     if _is_clip_probe(config):
         crop_scale = "" if config.get("crop_scale", FACE_CROP_SCALE) == FACE_CROP_SCALE else f" --crop_scale {config['crop_scale']:g}"
         copy_flags = f" --processing_directions {config['processing_directions']}" if config.get("processing_directions") else ""

@@ -250,7 +250,7 @@ def test_dataset_records_and_api(model_folder, image_folder, tmp_path):
     columns = {name: [] for name in features()}
     for file in files:
         label = file.parts[-3]
-        row = {"image": {"bytes": file.read_bytes(), "path": None}, "label": label, "source": file.parent.name, "group": file.stem,
+        row = {"image": {"bytes": file.read_bytes(), "path": None}, "label": label, "source": file.parent.name, "family": "", "group": file.stem,
                "sha256": "", "width": 0, "height": 0, "format": file.suffix[1:].upper(), "path": f"{label}/{file.parent.name}/{file.name}",
                "origin_repo": "", "license_note": "", "face_box": [], "landmarks": []}
         for key in columns:

@@ -176,3 +176,22 @@ def test_a_fused_folder_adds_its_members_weighted_margin(int8_folder, corpus_fac
 def test_a_bad_fusion_block_is_refused(int8_folder, tmp_path, fusion):
     with pytest.raises(ValueError, match="fusion"):
         load_detector(_fused_copy(int8_folder, tmp_path, fusion))
+
+
+def test_an_int8_weights_folder_classifies_with_the_float_net_of_its_integers(saved_nets, tmp_path):
+    """"quantization": "int8-weights": the same file as dynamic-int8, but no int8 copy: the float net rebuilt from the
+    stored integers classifies (no per-call activation rounding), so a face's score does not depend on activation scales."""
+    import shutil
+
+    folder, model, int8_net = saved_nets
+    copy = tmp_path / "int8-weights"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("float32"))
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps(config | {"quantization": "int8-weights"}))
+    detector, dynamic = load_detector(copy), load_detector(folder)
+    assert detector.fast_net is None and dynamic.fast_net is not None
+    face = torch.randn(1, 3, 128, 128)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(detector.logits(face), dynamic.net(face).numpy())  # the float net of the same integers
+        loud = torch.cat([face, face * 6.0])
+        np.testing.assert_allclose(detector.logits(loud)[0], detector.logits(face)[0], rtol=1e-4, atol=1e-4)  # batch-independent

@@ -258,20 +258,21 @@ def view_features(args, model, dataset, cache: Path, split: str, view: str = "cl
     cached per layer in `--features_dir`."""
     from training import face_cache
 
-    quantized = args.quantize != "none"
+    quantized = args.quantize == "dynamic-int8"
     batch_size = 1 if quantized else 64  # an int8 tower is fitted as the app runs it: one face per call
     faces = split_faces(args, dataset, cache, split, view)
     if args.pool != "mean":
         return np.ascontiguousarray(head_features(model, faces, batch_size))
     features_dir = Path(args.features_dir) if args.features_dir else cache / "clip-features"
-    quantized_as = args.quantize + (f"-sq{args.smooth_quant:g}" if quantized and args.smooth_quant else "")
+    quantized_as = args.quantize + (f"-sq{args.smooth_quant:g}" if args.quantize != "none" and args.smooth_quant else "")
     stem = f"{split}.{framing_tag(args)}-{view}.{Path(args.clip_weights).stem}.{args.input_size}px.{quantized_as}"
     values = cached_layer_means(model, faces, features_dir, stem, face_cache.rows_digest(dataset[split]), batch_size)
     return np.ascontiguousarray(values[:, args.depth - 1])
 
 
 def build_runner(args, dataset, cache: Path):
-    """(the float tower, the tower that computes the features, the SmoothQuant record or {}): smoothed and quantized
+    """(the float tower, the tower that computes the features, the SmoothQuant record or {}, the int8 net whose integers
+    the folder stores or None): smoothed and quantized
     as `--smooth_quant` / `--quantize` say, calibrated on every 60th clean train face (256 at most)."""
     model = build_tower(args.clip_weights, args.depth, args.input_size, args.pool)
     smoothing = {}
@@ -281,7 +282,14 @@ def build_runner(args, dataset, cache: Path):
         calibration_faces = np.asarray(split_faces(args, dataset, cache, "train")[::60][:256])
         smoothing = {"alpha": args.smooth_quant, "calibration_faces": len(calibration_faces),
                      **smooth(model, calibration_faces, tower_data_config(model), alpha=args.smooth_quant)}
-    return model, (model if args.quantize == "none" else quantize_dynamic_int8(model)), smoothing
+    if args.quantize == "int8-weights":  # the float net the folder rebuilds from its stored integers computes the features
+        from deepfake_detector.int8_weights import float_state_dict, pack
+
+        int8 = quantize_dynamic_int8(model)
+        model.load_state_dict(float_state_dict(pack(model, int8))[0])
+        return model, model, smoothing, int8  # int8: what the folder stores (its integers are the weights just loaded)
+    runner = model if args.quantize == "none" else quantize_dynamic_int8(model)
+    return model, runner, smoothing, (None if args.quantize == "none" else runner)
 
 
 def framing_tag(args) -> str:
@@ -300,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     dataset = load_built_dataset(args.dataset)
-    model, runner, smoothing = build_runner(args, dataset, cache)
+    model, runner, smoothing, int8_net = build_runner(args, dataset, cache)
     views = split_features(args, runner, dataset, cache)
     features = {split: values[0] for split, values in views.items()}
     labels = np.asarray(dataset["train"]["label"])
@@ -346,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                       "canonical_size": args.canonical_size, "canonical_jpeg_quality": args.canonical_jpeg_quality,
                       **({"fusion": {"member": MEMBER_DIR, "weight": member_weight, "member_model": Path(args.fuse_with).name}} if args.fuse_with else {})},
         model_args={"depth": args.depth, "img_size": args.input_size, **POOLS[args.pool][0]},
-        int8_net=None if args.quantize == "none" else runner,  # the very integers the head was fitted through
+        int8_net=int8_net,  # the very integers the head was fitted through
+        quantization=args.quantize if args.quantize != "none" else "dynamic-int8",
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,

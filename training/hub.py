@@ -24,6 +24,7 @@ def save_model_folder(
     extra_config: dict | None = None,
     model_args: dict | None = None,
     int8_net: torch.nn.Module | None = None,
+    quantization: str = "dynamic-int8",
 ) -> Path:
     """Write `config.json` + `model.safetensors` for `model` (a timm model with 2 outputs) into `folder`.
 
@@ -51,7 +52,7 @@ def save_model_folder(
         "canonical_jpeg_quality": CANONICAL_JPEG_QUALITY,
         "face_crop_scale": FACE_CROP_SCALE,
         **(extra_config or {}),
-        **({"quantization": "dynamic-int8"} if int8_net is not None else {}),
+        **({"quantization": quantization} if int8_net is not None else {}),
     }
     save_for_hf(model, str(folder), model_config=model_config, model_args=model_args, safe_serialization=True, data_config=data_config)
     if int8_net is not None:

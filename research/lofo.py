@@ -105,19 +105,10 @@ def run_fold(features: np.ndarray, table: dict, family: str, photos: list[str], 
 
         return sigmoid(block["slope"] * probe.decision_function(features[rows]) + block["intercept"]) if len(rows) else np.zeros(0)
 
-    fakes = probability(np.flatnonzero(table["family"] == family))
-    photo_p = probability(np.flatnonzero(np.isin(table["source"], photos)))
-    return {
-        "family": family, "fakes": int(len(fakes)), "photo_collections": photos, "photos": int(len(photo_p)),
-        "auc_vs_fold_photos": auc(fakes, photo_p),
-        "caught_as_fake": float((fakes >= threshold + band).mean()) if len(fakes) else None,
-        "called_real": float((fakes < threshold - band).mean()) if len(fakes) else None,
-        "photos_called_fake": float((photo_p >= threshold + band).mean()) if len(photo_p) else None,
-        "photos_called_fake_n": int((photo_p >= threshold + band).sum()),
-        "uncertain_band": band,
-        "fake_probabilities": [round(float(p), 4) for p in fakes],
-        "photo_probabilities": [round(float(p), 4) for p in photo_p],
-    }
+    fold = fold_numbers(probability(np.flatnonzero(table["family"] == family)), probability(np.flatnonzero(np.isin(table["source"], photos))),
+                        threshold, band, family, photos)
+    fakes, photo_p = fold.pop("_fakes"), fold.pop("_photos")
+    return fold | {"fake_probabilities": [round(float(p), 4) for p in fakes], "photo_probabilities": [round(float(p), 4) for p in photo_p]}
 
 
 def shipped_fold(margins: np.ndarray, table: dict, family: str, photos: list[str], config: dict) -> dict:
@@ -126,7 +117,13 @@ def shipped_fold(margins: np.ndarray, table: dict, family: str, photos: list[str
 
     probability = calibrated_fake_probability(np.stack([np.zeros_like(margins), margins], axis=1), config.get("calibration"), config.get("temperature", 1.0))
     threshold, band = float(config.get("threshold", 0.5)), float(config.get("uncertain_band", 0.1))
-    fakes, photo_p = probability[table["family"] == family], probability[np.isin(table["source"], photos)]
+    fold = fold_numbers(probability[table["family"] == family], probability[np.isin(table["source"], photos)], threshold, band, family, photos)
+    del fold["_fakes"], fold["_photos"]
+    return fold
+
+
+def fold_numbers(fakes: np.ndarray, photo_p: np.ndarray, threshold: float, band: float, family: str, photos: list[str]) -> dict:
+    """One fold's row from the held-out fakes' and photos' displayed probabilities at an operating point."""
     return {
         "family": family, "fakes": int(len(fakes)), "photo_collections": photos, "photos": int(len(photo_p)),
         "auc_vs_fold_photos": auc(fakes, photo_p),
@@ -134,7 +131,7 @@ def shipped_fold(margins: np.ndarray, table: dict, family: str, photos: list[str
         "called_real": float((fakes < threshold - band).mean()) if len(fakes) else None,
         "photos_called_fake": float((photo_p >= threshold + band).mean()) if len(photo_p) else None,
         "photos_called_fake_n": int((photo_p >= threshold + band).sum()),
-        "uncertain_band": band,
+        "uncertain_band": band, "_fakes": fakes, "_photos": photo_p,
     }
 
 

@@ -4,7 +4,7 @@
 Every photo goes through `predict()` (the app's path); photos with 2+ faces found are kept: the real everyday photos
 (`photo_*` sources) of the extra corpus and of the dev corpus, and the generated images of the extra corpus.
 
-    .venv/bin/python reports/crowds/measure.py [--model FOLDER] [--output reports/crowds/crowds.json]
+    .venv/bin/python -m research.crowds [--model FOLDER] [--output reports/crowds/crowds.json]
 
 Writes the JSON (totals per group, one row per photo) and prints the README's table.
 """
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from deepfake_detector.images import load_rgb_array  # noqa: E402
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder or hf-hub:ORG/NAME (default: the bundled one)")
     parser.add_argument("--extra", type=Path, default=EXTRA_DIR, help="the rebuilt extra corpus (with MANIFEST.csv)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="the dev corpus (real/photo_* are read)")
-    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "crowds.json")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "reports" / "crowds" / "crowds.json")
     args = parser.parse_args(argv)
     result = measure(args.model, args.extra, args.corpus)
     args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

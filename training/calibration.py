@@ -27,13 +27,8 @@ import sys
 import numpy as np
 import torch
 
-
-def class_balanced_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-sample weights giving each class the same total weight (mean weight 1): scikit-learn's "balanced"."""
-    from sklearn.utils.class_weight import compute_sample_weight
-
-    labels = np.asarray(labels)
-    return compute_sample_weight("balanced", labels) if len(labels) else np.zeros(0)
+# the two measures evaluate and plots share live one floor down, so neither needs this module (no import cycle)
+from training.calibration_metrics import class_balanced_weights, expected_calibration_error  # noqa: F401
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, balanced: bool = True, max_iter: int = 200) -> float:
@@ -72,21 +67,6 @@ def fit_threshold(fake_probability: np.ndarray, labels: np.ndarray) -> float:
         if score > best_score + 1e-12 or (abs(score - best_score) <= 1e-12 and abs(threshold - 0.5) < abs(best - 0.5)):
             best, best_score = float(threshold), float(score)
     return best
-
-
-def expected_calibration_error(fake_probability: np.ndarray, labels: np.ndarray, bins: int = 10, balanced: bool = True) -> float:
-    """ECE of P(fake) against the labels, equal-width bins; class-balanced weights by default (see module doc)."""
-    probability = np.asarray(fake_probability, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    weights = class_balanced_weights(labels) if balanced else np.ones(len(labels))
-    edges = np.linspace(0, 1, bins + 1)
-    error = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (probability >= low) & ((probability < high) | (high == 1.0))
-        if inside.any():
-            w = weights[inside]
-            error += w.sum() / weights.sum() * abs(np.average(probability[inside], weights=w) - np.average(labels[inside], weights=w))
-    return float(error)
 
 
 DECISION_THRESHOLD = 0.5

@@ -40,7 +40,7 @@ import pandas as pd
 from deepfake_detector.images import ImageError, load_rgb_array
 from deepfake_detector.model import Detector, fake_margin, load_detector, sigmoid
 from deepfake_detector.predict import ALL_VERDICTS, VERDICTS, crop_logits, predict_many, verdict_for
-from training.calibration import expected_calibration_error
+from training.calibration_metrics import expected_calibration_error
 from training.data import LABEL_NAMES
 from training.intervals import SMALL_N, format_proportion, proportion
 from training.perturbations import perturbation_set

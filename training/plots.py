@@ -112,7 +112,7 @@ def plot_per_perturbation(per_perturbation: dict, clean_balanced_accuracy: float
 
 def reliability_bins(probability: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict]:
     """Class-balanced reliability bins (the same weighting as the ECE): mean P(fake), share fake, weight per bin."""
-    from training.calibration import class_balanced_weights
+    from training.calibration_metrics import class_balanced_weights
 
     probability, labels = np.asarray(probability, dtype=float), np.asarray(labels, dtype=float)
     weights = class_balanced_weights(labels)
@@ -130,7 +130,7 @@ def reliability_bins(probability: np.ndarray, labels: np.ndarray, bins: int = 10
 def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: str | Path, title: str = "Reliability (class-balanced)") -> Path:
     """Reliability diagram: per bin, mean P(fake) against the class-balanced share of fakes, one line per curve
     ({name: probabilities}), the marker area proportional to the bin's weight; the diagonal is perfect calibration."""
-    from training.calibration import expected_calibration_error
+    from training.calibration_metrics import expected_calibration_error
 
     figure, axis = plt.subplots(figsize=(4.8, 4.6))
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")

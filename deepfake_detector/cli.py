@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "--model_dir",
         default=None,
-        help="model folder or hf-hub:ORG/NAME (default: models/deepfake-detector-clip-cnn-fused of a repository checkout)",
+        help="model folder or hf-hub:ORG/NAME (default: deepfake-detector-clip-cnn-fused, installed with the package)",
     )
     scan.add_argument("--threshold", type=probability, default=None, help="decision threshold in [0, 1] (default: the model's)")
     scan.add_argument("--heatmaps", metavar="DIR", default=None, help="write a Grad-CAM overlay PNG per face under DIR")
@@ -60,17 +60,13 @@ def run_scan(args: argparse.Namespace) -> int:
 
     processes = Processes.from_environment()
     list_images(args.paths)  # a mistyped path fails here, before the model loads
-    from .model import DEFAULT_MODEL_DIR, load_detector
+    from .model import default_model_dir, load_detector
 
-    model = args.model
-    if model is None:
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise FileNotFoundError(
-                f"No bundled model at {DEFAULT_MODEL_DIR} (it ships with a repository checkout, not with the package); "
-                "pass --model FOLDER or --model hf-hub:ORG/NAME."
-            )
-        model = DEFAULT_MODEL_DIR
+    # the default: a checkout's models/ folder, else the copy installed with the package
+    model = args.model if args.model is not None else default_model_dir(required=True)
     detector = load_detector(model)
+    if processes.rank == 0:
+        print(f"model: {detector.name} ({detector.folder})", file=sys.stderr)
     summary = scan(
         args.paths,
         args.output,

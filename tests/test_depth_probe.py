@@ -9,7 +9,7 @@ import pytest
 from conftest import build_small_dataset, needs_corpus
 from datasets import Dataset, DatasetDict
 
-from training import depth_probe, generalization
+from research import depth_probe, generalization
 
 # (source, label, look) per row block: "look" is what a source's images share beyond real/fake (resolution, content).
 ROWS = [("ffhq", 0, 1.0), ("celeba", 0, 0.0), ("stargan", 1, 0.0), ("tpdne", 1, 1.0)]
@@ -180,7 +180,7 @@ def test_a_missing_or_doubled_clip_backbone_is_refused(tmp_path):
 
 
 def test_family_weights_give_each_family_and_the_photos_an_equal_share():
-    from training.depth_probe import family_weights
+    from research.depth_probe import family_weights
 
     labels = np.array([1] * 90 + [1] * 10 + [0] * 50 + [0] * 5)
     families = np.array(["gan"] * 90 + ["sd15"] * 10 + ["real"] * 55)
@@ -193,7 +193,7 @@ def test_family_weights_give_each_family_and_the_photos_an_equal_share():
 
 
 def test_weighted_fit_probe_follows_the_weights():
-    from training.depth_probe import fit_probe
+    from research.depth_probe import fit_probe
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 3))

@@ -1,4 +1,4 @@
-"""training.finetune under `accelerate launch` on a few real faces: it starts from the bundled model's weights, the
+"""research.finetune under `accelerate launch` on a few real faces: it starts from the bundled model's weights, the
 frozen layers do not move, the rest does, the source boost shifts the sampler, and the recipe lands in the config."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.finetune import boosted_sample_weights, parse_args
+from research.finetune import boosted_sample_weights, parse_args
 from training.train import frozen_parameter_names
 
 from conftest import BUNDLED_MODEL, build_small_dataset, corpus_dir, needs_corpus  # noqa: E402
@@ -30,7 +30,7 @@ def finetuned(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("run") / "ft"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", "1",
-        "-m", "training.finetune", "--init_from", str(BUNDLED), "--freeze_blocks", "2", "--source_boost", "sd21=3", "--",
+        "-m", "research.finetune", "--init_from", str(BUNDLED), "--freeze_blocks", "2", "--source_boost", "sd21=3", "--",
         "--dataset", str(dataset), "--model", "tf_efficientnet_lite0", "--output_dir", str(output), "--epochs", "1",
         "--batch_size", "8", "--samples_per_epoch", "16", "--num_workers", "0", "--learning_rate", "1e-3",
         "--perturbations", "", "--report_to", "none", "--max_eval_samples", "6",

@@ -27,7 +27,7 @@ def test_build_dataset_aliases():
 
 
 def test_generalization_aliases():
-    from training.generalization import build_parser
+    from research.generalization import build_parser
 
     older = ["--dataset", "D", "--model", "tf_efficientnet_lite0", "--output_dir", "O", "--holdout", "sd21"]
     conventional = ["--data", "D", "--architecture", "tf_efficientnet_lite0", "--output", "O", "--holdout", "sd21"]

@@ -11,7 +11,7 @@ import pytest
 from deepfake_detector.images import load_rgb_array
 from deepfake_detector.model import load_detector
 from deepfake_detector.predict import classify_crops
-from training import generalization
+from research import generalization
 from training.data import load_built_dataset
 
 from conftest import BUNDLED_MODEL, build_small_dataset, corpus_dir, needs_corpus  # noqa: E402
@@ -59,7 +59,8 @@ def test_held_out_source_run_from_the_cache(dataset_dir, tmp_path):
 
 def test_ablation_reads_the_loso_run_and_the_benchmark(dataset_dir, tmp_path):
     """The ablation table's LOSO and speed cells come from generalization.json and benchmark.json as those scripts write them."""
-    from training import ablation, benchmark
+    from research import ablation
+    from training import benchmark
 
     eval_folder = tmp_path / "eval"
     argv = [

@@ -1,4 +1,4 @@
-"""training.invariance_penalty: a head that pays for weight along what re-saves move, and stays one linear map of the
+"""research.invariance_penalty: a head that pays for weight along what re-saves move, and stays one linear map of the
 raw features (what clip_probe writes into the model's head)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import clip_probe
-from training.invariance_penalty import PenalisedProbe, difference_moment, fit_penalised_probe
-from training.processing_directions import linear_map
+from research import clip_probe
+from research.invariance_penalty import PenalisedProbe, difference_moment, fit_penalised_probe
+from research.processing_directions import linear_map
 
 
 def _toy(seed: int = 0, n: int = 600, d: int = 16):

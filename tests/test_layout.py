@@ -48,3 +48,35 @@ def test_product_and_pipeline_never_import_research_code():
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             offenders += [f"{path.relative_to(REPO_ROOT)}: {name}" for name in names if name == "research" or name.startswith("research.")]
     assert not offenders, offenders
+
+
+def test_the_import_graph_of_our_modules_has_no_cycles():
+    """deepfake_detector, training, research and app import each other in one direction only (module- and
+    function-level imports both count): a cycle means two modules that cannot be understood, or moved, apart."""
+    from research.import_graph import cycles, import_graph
+
+    graph = import_graph(REPO_ROOT)
+    assert "training.train" in graph and "deepfake_detector.predict" in graph  # the graph sees the real modules
+    assert not cycles(graph), cycles(graph)
+
+
+def test_the_pipeline_reaches_no_research_module():
+    """What training's entry points reach, at any depth, stays inside deepfake_detector/ and training/."""
+    from research.import_graph import import_graph
+
+    graph = import_graph(REPO_ROOT)
+    roots = ["training.train", "training.build_dataset", "training.evaluate", "training.calibration", "training.model_card",
+             "training.dataset_card", "training.hub"]
+    reached, todo = set(), [root for root in roots if root in graph]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += graph[module]
+    assert not {module for module in reached if module.split(".")[0] not in ("training", "deepfake_detector")}
+
+
+def test_reports_hold_results_not_scripts():
+    """reports/ holds what was measured; the code that measured it lives in research/ (python -m research.NAME)."""
+    scripts = sorted(path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "reports").rglob("*.py"))
+    assert not scripts, f"move these to research/: {scripts}"

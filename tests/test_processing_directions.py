@@ -1,4 +1,4 @@
-"""training.processing_directions: the processing directions are removed, and the head is still one linear map of the
+"""research.processing_directions: the processing directions are removed, and the head is still one linear map of the
 raw features (what clip_probe writes into the model's head)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import clip_probe
-from training.processing_directions import ProjectedProbe, directions, fit_projected_probe, linear_map
+from research import clip_probe
+from research.processing_directions import ProjectedProbe, directions, fit_projected_probe, linear_map
 
 
 def _toy(seed: int = 0, n: int = 400, d: int = 12):

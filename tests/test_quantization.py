@@ -19,7 +19,7 @@ MODEL_ARGS = {"depth": 2, "img_size": 128, "global_pool": "avg", "final_norm": F
 @pytest.fixture(scope="module")
 def saved_nets(tmp_path_factory, clip_weights):
     """(folder, the float tower it was saved from, that tower's int8 copy): a 2-layer CLIP tower saved as int8."""
-    from training.clip_probe import build_tower
+    from research.clip_probe import build_tower
     from training.hub import save_model_folder
 
     model = build_tower(clip_weights, 2, 128)
@@ -145,7 +145,7 @@ def _fused_copy(int8_folder, tmp_path, fusion: dict):
 
     from conftest import BUNDLED_MODEL
     from deepfake_detector.model import MEMBER_DIR
-    from training.clip_probe import copy_member
+    from research.clip_probe import copy_member
 
     folder = tmp_path / "fused"
     shutil.copytree(int8_folder, folder, ignore=shutil.ignore_patterns("float32"))

@@ -1,4 +1,4 @@
-"""training.smooth_quant: the float tower computes the same function after smoothing, its inputs lose their outlier
+"""research.smooth_quant: the float tower computes the same function after smoothing, its inputs lose their outlier
 channels, and the int8 tower made from it follows the float features more closely than without smoothing."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from conftest import needs_corpus
 
 from deepfake_detector.model import quantize_dynamic_int8
-from training.clip_probe import build_tower, layer_means, tower_data_config
-from training.smooth_quant import smooth
+from research.clip_probe import build_tower, layer_means, tower_data_config
+from research.smooth_quant import smooth
 
 
 def per_dimension_correlation(reference: np.ndarray, other: np.ndarray) -> float:
@@ -45,7 +45,7 @@ def test_smoothing_keeps_the_float_function_and_helps_int8(clip_weights, faces):
 
 
 def test_alpha_outside_its_range_is_refused(tmp_path):
-    from training import clip_probe
+    from research import clip_probe
 
     with pytest.raises(SystemExit, match="--smooth_quant"):
         clip_probe.main(["--dataset", "x", "--app_faces", "x", "--clip_weights", __file__, "--smooth_quant", "1.5", "--output_dir", str(tmp_path)])

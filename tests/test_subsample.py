@@ -1,10 +1,10 @@
-"""training.subsample: thin sources kept whole, big ones capped, seeded."""
+"""research.subsample: thin sources kept whole, big ones capped, seeded."""
 
 from __future__ import annotations
 
 import pytest
 
-from training.subsample import subsample_indices
+from research.subsample import subsample_indices
 
 
 def test_thin_sources_kept_whole_and_big_ones_capped():

@@ -4,7 +4,7 @@ without tying each copy's logit to its clean face's. Too slow here for six leave
 trains at about 17 faces/s on 2 cores), so one screen: SD 2.1 and every image >= 512 px are held out *together* from
 the train faces, and the frozen-layer heads are scored under the same protocol.
 
-Inputs: the faces framed at 1.75x the box (`training.app_faces` caches, "clean" and "augmented-1"); layer 4's tokens
+Inputs: the faces framed at 1.75x the box (`research.app_faces` caches, "clean" and "augmented-1"); layer 4's tokens
 from the smoothed int8 tower (what the app runs), computed once (kept on disk with `--tokens DIR`, resumable); layer 5
 and the head in float. Train faces: `--train_faces 3000` drawn from three quarters of the people (stop 13's screen),
 or `all` of them; `--epochs` passes over them at a constant learning rate (with `--checkpoint DIR` each epoch is saved and a rerun
@@ -13,10 +13,10 @@ Numbers: `sd21` (ROC AUC of every SD 2.1 face against the in-distribution test r
 >= 512-px image), `test_auc` (in-distribution test faces), `processed_auc` (1,000 faces of the other quarter of the
 people, on their processed copies) and `clean_auc` (the same faces clean).
 
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py                    # stop 13: ties 0 and 1
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --ties 0.3         # other tie strengths, added
+    python -m research.clip_finetune_screen                    # stop 13: ties 0 and 1
+    python -m research.clip_finetune_screen --ties 0.3         # other tie strengths, added
     # stop 14, all train faces (add --tie_on features, or --no_copies --ties 0, for the other two rows)
-    PYTHONPATH=. python reports/generalization/clip-finetune/screen.py --train_faces all --epochs 1 --ties 1 \
+    python -m research.clip_finetune_screen --train_faces all --epochs 1 --ties 1 \
         --tokens runs/clip-finetune/tokens --checkpoint runs/clip-finetune/all
 """
 import argparse
@@ -30,13 +30,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit
 from tqdm import tqdm
 
-from training import clip_probe
+from research import clip_probe
+from research.depth_probe import fit_probe
+from research.generalization import held_out_mask
+from research.processing_directions import linear_map
 from training.data import load_built_dataset
-from training.depth_probe import fit_probe
-from training.generalization import held_out_mask
-from training.processing_directions import linear_map
 
-OUTPUT = Path(__file__).with_name("screen.json")
+OUTPUT = Path(__file__).resolve().parents[1] / "reports/generalization/clip-finetune/screen.json"
 ARGS = ["--dataset", "data/faces-dataset-v2", "--app_faces", "data/app-faces-v2", "--clip_weights",
         "weights/vit_base_patch16_clip_quickgelu_224.safetensors", "--crop_scale", "1.75", "--output_dir", "/tmp/unused",
         "--augmented_views", "0"]
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     start = time.time()
     dataset = load_built_dataset("data/faces-dataset-v2")
     cache = Path("data/app-faces-v2")
-    from training import app_faces
+    from research import app_faces
 
     faces = {s: app_faces.build(dataset[s], cache, s, "clean", 1.75) for s in ("train", "validation", "test")}
     processed = app_faces.build(dataset["train"], cache, "train", "augmented-1", 1.75)

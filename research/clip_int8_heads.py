@@ -1,11 +1,11 @@
-"""Leave-one-source-out of linear heads on cached int8 CLIP features of app-framed faces (heads.json).
+"""Leave-one-source-out of linear heads on cached int8 CLIP features of app-framed faces (reports/generalization/clip-int8/heads.json).
 
-Reads the per-layer mean patch tokens `training.clip_probe` cached (`--features_dir`, default
+Reads the per-layer mean patch tokens `research.clip_probe` cached (`--features_dir`, default
 data/app-faces-v2/clip-features) for one quantization tag, and refits depth_probe's probe per hold-out: layer 4 (the
 five-layer tower) and layer 3 (four layers), fitted on the clean train faces alone or with the processed copy
 (augmented-1) too. From the repo root:
-    QUANT=dynamic-int8 PYTHONPATH=. python reports/generalization/clip-int8/heads.py          # torch's int8 as it is
-    QUANT=dynamic-int8-sq0.75 PYTHONPATH=. python reports/generalization/clip-int8/heads.py   # SmoothQuant 0.75 first
+    QUANT=dynamic-int8 python -m research.clip_int8_heads          # torch's int8 as it is
+    QUANT=dynamic-int8-sq0.75 python -m research.clip_int8_heads   # SmoothQuant 0.75 first
 """
 import json
 import os
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from research.depth_probe import probe_holdout
+from research.generalization import held_out_auc
 from training.data import load_built_dataset
-from training.depth_probe import probe_holdout
-from training.generalization import held_out_auc
 
 QUANT = os.environ.get("QUANT", "dynamic-int8-sq0.75")
 features = Path("data/app-faces-v2/clip-features")

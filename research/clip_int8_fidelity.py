@@ -1,10 +1,10 @@
-"""How faithfully each int8 scheme keeps CLIP layer 3 / layer 4 mean patch tokens (int8_fidelity.json).
+"""How faithfully each int8 scheme keeps CLIP layer 3 / layer 4 mean patch tokens (reports/generalization/clip-int8/int8_fidelity.json).
 
-For 400 app-framed test faces (`training.app_faces`, seeded sample) the five-layer float32 tower's features are the
+For 400 app-framed test faces (`research.app_faces`, seeded sample) the five-layer float32 tower's features are the
 reference; each int8 variant's features are compared per feature dimension (correlation across faces, which is what a
 standardised linear probe reads): [median, 5th percentile] over the 768 dimensions. From the repo root, after
-`python -m training.clip_probe ... --app_faces data/app-faces-v2` has built the face caches:
-    PYTHONPATH=. python reports/generalization/clip-int8/int8_fidelity.py
+`python -m research.clip_probe ... --app_faces data/app-faces-v2` has built the face caches:
+    python -m research.clip_int8_fidelity
 """
 import copy
 import json
@@ -14,8 +14,8 @@ import torch
 import torch.ao.nn.quantized.dynamic as nnqd
 
 from deepfake_detector.model import quantize_dynamic_int8
-from training.clip_probe import build_tower, layer_means, tower_data_config
-from training.smooth_quant import smooth
+from research.clip_probe import build_tower, layer_means, tower_data_config
+from research.smooth_quant import smooth
 
 torch.set_num_threads(2)
 faces = np.load("data/app-faces-v2/test.clean.npy", mmap_mode="r")

@@ -1,6 +1,6 @@
 """Fine-tune an existing model folder with its stem and first blocks frozen: the CPU-affordable recipe.
 
-    accelerate launch -m training.finetune --init_from models/deepfake-detector-effnet-lite0 --freeze_blocks 2 \
+    accelerate launch -m research.finetune --init_from models/deepfake-detector-effnet-lite0 --freeze_blocks 2 \
         --source_boost sd21=3 -- --dataset data/faces-dataset-v2 --model tf_efficientnet_lite0 --output_dir runs/ft
 
 Everything after `--` goes to `training.train` (same loop, sampler, checkpoints, calibration, test evaluation, model
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if config_probe.pretrained or config_probe.pretrained_file:
         raise ValueError("--init_from replaces --pretrained/--pretrained_file; give only one source of weights")
     recipe = {
-        "launcher": "training.finetune",
+        "launcher": "research.finetune",
         "init_from": str(init_from),
         "freeze_blocks": args.freeze_blocks,
         "source_boost": args.boosts,

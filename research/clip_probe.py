@@ -1,34 +1,34 @@
 """A detector made of a frozen CLIP tower and a linear head: the recipe the CLIP probes pointed to, as a model folder.
 
-    python -m training.clip_probe --dataset data/faces-dataset-v2 --app_faces data/app-faces-v2 \
+    python -m research.clip_probe --dataset data/faces-dataset-v2 --app_faces data/app-faces-v2 \
         --clip_weights weights/vit_base_patch16_clip_quickgelu_224.safetensors --depth 5 --input_size 224 \
         --output_dir runs/clip-d5 --holdout sd21 --holdout ffhq --holdout tpdne --holdout attgan --holdout stargan --holdout highres
 
-The tower (`training.convert_clip`) is cut after `--depth` encoder layers and reads the canonical face at
+The tower (`research.convert_clip`) is cut after `--depth` encoder layers and reads the canonical face at
 `--input_size` px (position embeddings resampled by timm). The head is a class-balanced logistic regression on the
 mean patch token of the last kept layer (`--pool mean`; or the normalised class token, `--pool token`), then written
 into timm's own `head` so the folder loads, explains (Grad-CAM) and calibrates like every other model.
 
 What the head is fitted on (`--framing`):
-- `app` (default): the faces `predict()` sees (`training.app_faces`: the app's detection and framing), the train split
+- `app` (default): the faces `predict()` sees (`research.app_faces`: the app's detection and framing), the train split
   once as it is and `--augmented_views` more times randomly processed (mirror, rotation, blur, rescale, crop, JPEG);
   `--crop_scale` frames them wider or tighter than the default 1.45 detector boxes, and the folder's config.json says
   so (`face_crop_scale`), so that `predict()` frames uploads alike; with `--processing_directions K` the processed
   copies are not rows: they teach the K feature directions processing moves along, which the head is fitted without
-  (`training.processing_directions`; still one linear head); `--resaved_views N` adds N re-saved copies (JPEG / WEBP,
+  (`research.processing_directions`; still one linear head); `--resaved_views N` adds N re-saved copies (JPEG / WEBP,
   nothing else), and with `--invariance_penalty S` no copy is a row: the head pays S times more for weight along what
-  the copies move (`training.invariance_penalty`; still one linear head);
+  the copies move (`research.invariance_penalty`; still one linear head);
 - `square`: the centred squares of `training.face_cache`, once, unprocessed (how `clip-d6-160` was made).
 
 `--quantize dynamic-int8` (default) writes `"quantization": "dynamic-int8"` into config.json: the app classifies with
 int8 Linear layers (`deepfake_detector.model`), and the head is fitted on the features of that very int8 tower, one
 face per call, so what was fitted is what runs. Before quantizing, `--smooth_quant` (default alpha 0.75) moves CLIP's
-activation outliers into the weights (`training.smooth_quant`: same float function, int8 features far closer to it).
+activation outliers into the weights (`research.smooth_quant`: same float function, int8 features far closer to it).
 Mean-token features are cached per layer in `--features_dir`: a tower cut after 5 layers also gives the 4-layer
 tower's features (its first four layers are the same modules, smoothed alike).
 
-Every `--holdout` refits the head without that source and scores it as `training.generalization` does: the
-leave-one-source-out numbers of this very recipe (`loso.json`, the format `training.ablation` reads). Then the usual
+Every `--holdout` refits the head without that source and scores it as `research.generalization` does: the
+leave-one-source-out numbers of this very recipe (`loso.json`, the format `research.ablation` reads). Then the usual
 calibration on validation through `predict()`. Evaluate it with `training.evaluate` like any model folder.
 """
 
@@ -43,9 +43,9 @@ import numpy as np
 
 from deepfake_detector.faces import FACE_CROP_SCALE
 from deepfake_detector.model import FACE_CROP_SCALE_RANGE, MEMBER_DIR, QUANTIZATIONS, quantize_dynamic_int8
-from training.clip_features import ARCHITECTURE
-from training.depth_probe import SPLITS, family_weights, fit_probe, probe_holdout
-from training.generalization import held_out_auc, parse_holdout
+from research.clip_features import ARCHITECTURE
+from research.depth_probe import SPLITS, family_weights, fit_probe, probe_holdout
+from research.generalization import held_out_auc, parse_holdout
 
 # What the head reads. "mean": the mean of the patch tokens of the last kept layer, no final norm (the probes' better
 # half: reports/generalization/clip-token-vs-mean.json); "token": the class token after the final layer norm.
@@ -137,7 +137,7 @@ def cached_layer_means(model, faces: np.ndarray, cache: Path, stem: str, rows_di
 def set_head(model, probe) -> None:
     """Write a fitted StandardScaler + LogisticRegression pipeline (or a `ProjectedProbe`) into the model's 2-class
     head so that logit(fake) - logit(real) equals the probe's decision function."""
-    from training.processing_directions import linear_map
+    from research.processing_directions import linear_map
 
     set_linear_head(model, *linear_map(probe))
 
@@ -155,33 +155,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", "--data", required=True)
     parser.add_argument("--framing", choices=("app", "square"), default="app", help="faces as predict() frames them, or the centred squares")
-    parser.add_argument("--app_faces", help="app-framed face cache folder (training.app_faces); --framing app")
+    parser.add_argument("--app_faces", help="app-framed face cache folder (research.app_faces); --framing app")
     parser.add_argument("--face_cache", help="canonical-face cache folder (training.face_cache); --framing square")
     parser.add_argument("--crop_scale", type=float, default=FACE_CROP_SCALE,
                         help="--framing app: the square cropped around each detected face, in detector boxes (the app's default 1.45)")
     parser.add_argument("--augmented_views", type=int, default=1, help="randomly processed copies of the train split (--framing app)")
     parser.add_argument("--processing_directions", type=int, default=0,
                         help="with --augmented_views: remove the top-k directions processing moves the features along, and "
-                             "fit the head on the clean faces only (training.processing_directions; 0: the processed copies are extra rows)")
+                             "fit the head on the clean faces only (research.processing_directions; 0: the processed copies are extra rows)")
     parser.add_argument("--resaved_views", type=int, default=0,
-                        help="re-saved copies of the train split (JPEG 80-98 / WEBP 80-95; training.app_faces 'resaved-<seed>')")
+                        help="re-saved copies of the train split (JPEG 80-98 / WEBP 80-95; research.app_faces 'resaved-<seed>')")
     parser.add_argument("--invariance_penalty", type=float, default=0.0,
                         help="with --resaved_views or --augmented_views: fit on the clean faces only, penalising weight along what those "
-                             "copies move by this strength (training.invariance_penalty; 0: the copies are extra rows)")
-    parser.add_argument("--clip_weights", required=True, help="training.convert_clip's safetensors file")
+                             "copies move by this strength (research.invariance_penalty; 0: the copies are extra rows)")
+    parser.add_argument("--clip_weights", required=True, help="research.convert_clip's safetensors file")
     parser.add_argument("--depth", type=int, default=5, help="encoder layers kept (the probes: layers 4-7 generalise best)")
     parser.add_argument("--input_size", type=int, default=224, help="px the tower reads (CLIP's own 224; 128: the canonical face as it is)")
     parser.add_argument("--pool", choices=sorted(POOLS), default="mean", help="what the head reads (see POOLS)")
     parser.add_argument("--quantize", choices=("none", *QUANTIZATIONS), default="dynamic-int8", help="how the app runs the tower")
     parser.add_argument("--smooth_quant", type=float, default=0.75,
-                        help="SmoothQuant alpha applied before int8 (training.smooth_quant; 0: none); measured: per-dimension fidelity 0.930 -> 0.981")
+                        help="SmoothQuant alpha applied before int8 (research.smooth_quant; 0: none); measured: per-dimension fidelity 0.930 -> 0.981")
     parser.add_argument("--features_dir", help="where mean-token features are cached (default: the face cache folder's clip-features/)")
     parser.add_argument("--canonical_size", type=int, default=128,
                         help="px of the canonical face the tower reads (--framing app; written to config.json, so predict() frames uploads alike)")
     parser.add_argument("--canonical_jpeg_quality", type=int, default=75, help="JPEG quality of that canonical face's round trip")
     parser.add_argument("--head_weights", choices=("classes", "families"), default="classes",
                         help="how the head weighs its rows: each class alike; or, within the fakes, each generator family alike and, "
-                        "within the reals, everyday photos as much as portraits (training.depth_probe.family_weights; the dataset "
+                        "within the reals, everyday photos as much as portraits (research.depth_probe.family_weights; the dataset "
                         "needs the family column of build_dataset's v3 layout)")
     parser.add_argument("--C", type=float, default=0.1, help="the head's inverse L2 strength")
     parser.add_argument("--fuse_with", help="a model folder (the CNN) whose logit margin on each face is one more input of the head: the "
@@ -200,7 +200,7 @@ def check_args(args) -> Path:
     if args.input_size % 16:
         raise SystemExit(f"--input_size must be a multiple of the 16-px patch, got {args.input_size}")
     if not Path(args.clip_weights).is_file():
-        raise SystemExit(f"--clip_weights {args.clip_weights}: no such file; make it with python -m training.convert_clip --output PATH")
+        raise SystemExit(f"--clip_weights {args.clip_weights}: no such file; make it with python -m research.convert_clip --output PATH")
     folder = args.app_faces if args.framing == "app" else args.face_cache
     if not folder:
         raise SystemExit(f"--framing {args.framing} needs --{'app_faces' if args.framing == 'app' else 'face_cache'} DIR")
@@ -277,7 +277,7 @@ def build_runner(args, dataset, cache: Path):
     model = build_tower(args.clip_weights, args.depth, args.input_size, args.pool)
     smoothing = {}
     if args.quantize != "none" and args.smooth_quant:
-        from training.smooth_quant import smooth
+        from research.smooth_quant import smooth
 
         calibration_faces = np.asarray(split_faces(args, dataset, cache, "train")[::60][:256])
         smoothing = {"alpha": args.smooth_quant, "calibration_faces": len(calibration_faces),
@@ -315,12 +315,12 @@ def main(argv: list[str] | None = None) -> int:
 
     fit = None
     if args.processing_directions:
-        from training.processing_directions import fit_projected_probe
+        from research.processing_directions import fit_projected_probe
 
         def fit(train_views: list[np.ndarray], train_labels: np.ndarray):
             return fit_projected_probe(train_views[0], train_views[1:], train_labels, args.processing_directions)
     elif args.invariance_penalty:
-        from training.invariance_penalty import fit_penalised_probe
+        from research.invariance_penalty import fit_penalised_probe
 
         def fit(train_views: list[np.ndarray], train_labels: np.ndarray):
             return fit_penalised_probe(train_views[0], train_views[1:], train_labels, args.invariance_penalty)
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = fit_probe(np.concatenate(views["train"]), np.tile(labels, len(views["train"])), sample_weight=weights, C=args.C)
     else:
         probe = fit(views["train"], labels)
-    from training.processing_directions import linear_map
+    from research.processing_directions import linear_map
 
     weight, bias = linear_map(probe)
     member_weight = float(weight[-1]) if args.fuse_with else 0.0
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     recipe = {
         "recipe": "clip_probe", "dataset": args.dataset, "model": ARCHITECTURE, "clip_weights": args.clip_weights,
-        "depth": args.depth, "input_size": args.input_size, "head": f"training.depth_probe.fit_probe: standardised logistic regression, C={args.C:g}, rows weighted by {args.head_weights}",
+        "depth": args.depth, "input_size": args.input_size, "head": f"research.depth_probe.fit_probe: standardised logistic regression, C={args.C:g}, rows weighted by {args.head_weights}",
         "head_weights": args.head_weights, "C": args.C,
         "pool": args.pool, "features": POOLS[args.pool][1], "framing": args.framing, "crop_scale": args.crop_scale, "augmented_views": args.augmented_views,
         "resaved_views": args.resaved_views, "processing_directions": args.processing_directions, "invariance_penalty": args.invariance_penalty, "quantize": args.quantize, "smooth_quant": smoothing or None, "train_images": int(len(labels)), "train_rows_fitted": int(len(labels) * (1 if fit else len(views["train"]))),
@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def split_faces(args, dataset, cache: Path, split: str, view: str = "clean") -> np.ndarray:
     """A split's canonical faces as `--framing` frames them ((n, 128, 128, 3) uint8; `view` for the app framing)."""
-    from training import app_faces, face_cache
+    from research import app_faces
+    from training import face_cache
 
     if args.framing == "app":
         return app_faces.build(dataset[split], cache, split, view, args.crop_scale, args.canonical_size, args.canonical_jpeg_quality)

@@ -11,10 +11,10 @@ Features: the cached int8 (SmoothQuant 0.75) mean patch tokens of the faces fram
   whose copies are extra rows *and* tied to their clean face by LAMBDA * (logit(copy) - logit(clean))^2.
 Every head: standardised inputs, class-balanced BCE, AdamW (lr 1e-3, weight decay 1e-2), 12 epochs of batches of 256,
 seeded. Numbers: `folds` (grouped 5-fold over train: clean and processed ROC AUC), `test` (ROC AUC; the test faces
-against their own re-saved copies: mean / p99 |change of P|), `loso` (each held-out source, `training.depth_probe.
+against their own re-saved copies: mean / p99 |change of P|), `loso` (each held-out source, `research.depth_probe.
 probe_holdout`: the head trained without it).
 
-    PYTHONPATH=. python reports/generalization/clip-mlp/mlp.py 5/0/none/0 5/256/none/0 3+4+5/256/processed/1
+    python -m research.clip_mlp 5/0/none/0 5/256/none/0 3+4+5/256/processed/1
 """
 import json
 import sys
@@ -25,14 +25,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from research.depth_probe import probe_holdout
+from research.generalization import held_out_auc, parse_holdout
 from training.data import load_built_dataset
-from training.depth_probe import probe_holdout
-from training.generalization import held_out_auc, parse_holdout
 
 FEATURES = Path("data/app-faces-v2/clip-features")
 STEM = "{split}.app-x1.75-{view}.vit_base_patch16_clip_quickgelu_224.224px.dynamic-int8-sq0.75.npy"
 HOLDOUTS = ["sd21", "ffhq", "tpdne", "attgan", "stargan", "highres"]
-OUTPUT = Path(__file__).with_name("mlp.json")
+OUTPUT = Path(__file__).resolve().parents[1] / "reports/generalization/clip-mlp/mlp.json"
 
 
 def load(split: str, view: str, layers: list[int]) -> np.ndarray:

@@ -1,17 +1,17 @@
 """Can a linear CLIP head be made processing-robust without training on processed rows? The processing directions
-projected out (`training.processing_directions`), measured on the cached int8 (SmoothQuant 0.75) layer-4 mean tokens
+projected out (`research.processing_directions`), measured on the cached int8 (SmoothQuant 0.75) layer-4 mean tokens
 of the app-framed faces.
 
 For k directions, two numbers on rows the head never saw:
 - `processed_auc`: grouped 5-fold over the train rows (no person in two folds): fit on four folds (the directions
   learnt there too), score the fifth fold's *processed* copies (one random mirror + one of rotation, blur, rescale,
-  crop, JPEG 25-95: `training.app_faces` "augmented-1"; the ICIAP column's question, in distribution); `clean_auc`
+  crop, JPEG 25-95: `research.app_faces` "augmented-1"; the ICIAP column's question, in distribution); `clean_auc`
   the same fold's clean rows;
-- `loso`: each held-out source as `training.depth_probe.probe_holdout` scores it (clean; directions learnt without it).
+- `loso`: each held-out source as `research.depth_probe.probe_holdout` scores it (clean; directions learnt without it).
 Row "+ processed rows" is the processed copies as extra rows instead (stop 11's `--augmented_views 1`).
 
-    FRAMING=app PYTHONPATH=. python reports/generalization/clip-invariance/invariance.py 0 4 16 64     # 1.45x square
-    FRAMING=app-x1.75 PYTHONPATH=. python reports/generalization/clip-invariance/invariance.py 0 2 4 8
+    FRAMING=app python -m research.clip_invariance 0 4 16 64     # 1.45x square
+    FRAMING=app-x1.75 python -m research.clip_invariance 0 2 4 8
 """
 import json
 import os
@@ -22,10 +22,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from research.depth_probe import fit_probe, probe_holdout
+from research.generalization import held_out_auc, parse_holdout
+from research.processing_directions import fit_projected_probe
 from training.data import load_built_dataset
-from training.depth_probe import fit_probe, probe_holdout
-from training.generalization import held_out_auc, parse_holdout
-from training.processing_directions import fit_projected_probe
 
 LAYER = 4  # layer 5's mean token: index 4 (depth 5)
 FRAMING = os.environ.get("FRAMING", "app")
@@ -33,7 +33,7 @@ FEATURES = Path("data/app-faces-v2/clip-features")
 STEM = "{split}.{framing}-{view}.vit_base_patch16_clip_quickgelu_224.224px.dynamic-int8-sq0.75.npy"
 HOLDOUTS = ["sd21", "ffhq", "tpdne", "attgan", "stargan", "highres"]
 KS = [int(k) for k in sys.argv[1:]] or [0, 4, 16, 64]
-OUTPUT = Path(__file__).with_name("invariance.json")
+OUTPUT = Path(__file__).resolve().parents[1] / "reports/generalization/clip-invariance/invariance.json"
 
 
 def load(split: str, view: str = "clean") -> np.ndarray:

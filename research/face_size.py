@@ -1,6 +1,6 @@
 """How small may a face be before the detector's verdict stops meaning anything? Measured, not guessed.
 
-    python -m training.face_size --model models/deepfake-detector-effnet-lite0 --data data/faces-dataset \
+    python -m research.face_size --model models/deepfake-detector-effnet-lite0 --data data/faces-dataset \
         --split test --per_class 150 --output reports/face-size
 
 Each test image (a face crop) is shrunk so that its detected face is S pixels wide, pasted into a neutral 512-px

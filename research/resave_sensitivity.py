@@ -1,8 +1,8 @@
 """How much a re-save moves each candidate's P(fake): the behaviour tests' measures (tests/test_model_behaviour.py),
-as numbers per candidate (resave_sensitivity.json), and the same question on the whole test split: each of its 1,925
-faces against its own copy re-saved once as JPEG 80-98 or WEBP 80-95 (`training.app_faces` "resaved-1", framed as the
+as numbers per candidate (reports/ablation/resave_sensitivity.json), and the same question on the whole test split: each of its 1,925
+faces against its own copy re-saved once as JPEG 80-98 or WEBP 80-95 (`research.app_faces` "resaved-1", framed as the
 candidate's `predict()` frames it), the displayed P(fake) of both. From the repo root:
-    PYTHONPATH=. python reports/ablation/resave_sensitivity.py NAME=FOLDER [NAME=FOLDER ...]
+    python -m research.resave_sensitivity NAME=FOLDER [NAME=FOLDER ...]
 """
 import json
 import sys
@@ -18,7 +18,7 @@ from deepfake_detector.images import load_rgb_array  # noqa: E402
 from deepfake_detector.model import load_detector  # noqa: E402
 from deepfake_detector.predict import classify_crops, verdict_for  # noqa: E402
 from deepfake_detector.preprocess import to_model_tensor  # noqa: E402
-from training import app_faces  # noqa: E402
+from research import app_faces  # noqa: E402
 from training.data import load_built_dataset  # noqa: E402
 
 test_split = load_built_dataset("data/faces-dataset-v2")["test"]

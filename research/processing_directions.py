@@ -6,7 +6,7 @@ the hold-outs that differ from the rest in image quality (SD 2.1 0.54 -> 0.41, >
 `reports/generalization/clip-int8/`): the head learnt quality itself. Here the processed copies teach only what to
 ignore. With D = processed - clean features of the same train faces, each dimension divided by the clean features'
 standard deviation, the top-k principal directions of D are removed from every feature (`transform`), and the usual
-probe (`training.depth_probe.fit_probe`) is fitted on the clean faces in that subspace. The projection is linear, so
+probe (`research.depth_probe.fit_probe`) is fitted on the clean faces in that subspace. The projection is linear, so
 the whole head is still one linear map of the raw features (`ProjectedProbe.linear_map`): it costs nothing at
 inference. Measured (`reports/generalization/clip-invariance/`): 4 directions keep the hold-outs and lift blur sigma 3
 through `predict()` from 0.54 to 0.60; more directions cost SD 2.1 and >= 512 px as processed rows did.
@@ -19,7 +19,7 @@ import numpy as np
 
 def linear_map(probe) -> tuple[np.ndarray, float]:
     """(weight, bias) on the raw features of a fitted StandardScaler + LogisticRegression pipeline, or of a probe that
-    says its own (`ProjectedProbe`, `training.invariance_penalty.PenalisedProbe`): decision_function(x) == x @ weight + bias."""
+    says its own (`ProjectedProbe`, `research.invariance_penalty.PenalisedProbe`): decision_function(x) == x @ weight + bias."""
     if hasattr(probe, "linear_map"):
         return probe.linear_map()
     scaler, regression = probe[0], probe[-1]
@@ -67,7 +67,7 @@ class ProjectedProbe:
 
 def fit_projected_probe(clean: np.ndarray, processed: list[np.ndarray], labels: np.ndarray, k: int) -> ProjectedProbe:
     """The probe fitted on the clean rows with the top-k processing directions (learnt from `processed`) removed."""
-    from training.depth_probe import fit_probe
+    from research.depth_probe import fit_probe
 
     scale, basis = directions(clean, processed, k)
     return ProjectedProbe(scale, basis, fit_probe(project(clean, scale, basis), labels))

@@ -1,13 +1,13 @@
-"""Class token vs mean patch token of CLIP layers 4, 5 and 6 under the same hold-outs (clip-token-vs-mean.json).
+"""Class token vs mean patch token of CLIP layers 4, 5 and 6 under the same hold-outs (reports/generalization/clip-token-vs-mean.json).
 
-Reads the features `training.depth_probe --clip_onnx ... --output_dir runs/depth-probe-clip` saved (each layer:
+Reads the features `research.depth_probe --clip_onnx ... --output_dir runs/depth-probe-clip` saved (each layer:
 class token then mean patch token, 768 + 768) and scores each half with depth_probe's own probe. From the repo root:
-    PYTHONPATH=. python reports/generalization/clip_token_vs_mean.py
+    python -m research.clip_token_vs_mean
 """
 import numpy as np, json
+from research.depth_probe import probe_holdout, all_sources_auc, SPLITS
+from research.generalization import parse_holdout, held_out_auc
 from training.data import load_built_dataset
-from training.depth_probe import probe_holdout, all_sources_auc, SPLITS
-from training.generalization import parse_holdout, held_out_auc
 ds = load_built_dataset('data/faces-dataset-v2')
 npz = {s: np.load(f'runs/depth-probe-clip/{s}.npz') for s in SPLITS}
 out = {}

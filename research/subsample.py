@@ -1,7 +1,7 @@
 """A built dataset with at most N rows per source and label in each split (seeded): evaluation and calibration that fit
 a busy CPU while keeping every row of the thin sources (sd21, everyday photos, high-resolution StyleGAN).
 
-    python -m training.subsample --data data/faces-dataset-v2 --per_source 60 --seed 0 --output runs/v2-per-source-60
+    python -m research.subsample --data data/faces-dataset-v2 --per_source 60 --seed 0 --output runs/v2-per-source-60
 
 The output is a `save_to_disk` DatasetDict that `training.evaluate --data` and `training.calibration --dataset` read.
 Capping per source changes the source mix of each class, so metrics on it are not the full split's: compare models

@@ -1,5 +1,6 @@
-"""`pip install .`: the wheel holds the inference package only, declares its runtime dependencies only (within the
-pinned versions), and installs a `deepfake-detector` command that answers --help without torch and scans with it.
+"""`pip install .`: the wheel holds the inference package and its default model only, declares its runtime dependencies
+only (within the pinned versions), and installs a `deepfake-detector` command that answers --help without torch and
+scans with it.
 
 The wheel is built offline (--no-build-isolation: setuptools from this environment) from a copy of the sources, so
 the build never writes into the working tree.
@@ -22,6 +23,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from deepfake_detector.model import BUNDLED_MODEL_SUBDIR, DEFAULT_MODEL_NAME
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_ONLY = {"accelerate", "datasets", "evaluate", "albumentations", "transformers", "tensorboard", "scikit-learn", "pandas"}
 ENTRY_POINT = "deepfake-detector = deepfake_detector.cli:main"
@@ -30,10 +33,11 @@ ENTRY_POINT = "deepfake-detector = deepfake_detector.cli:main"
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("source")
-    # training/, tests/ and app.py come along so that their absence from the wheel means something.
-    for name in ("pyproject.toml", "deepfake_detector", "training", "tests", "app.py"):
+    # training/, tests/ and app.py come along so that their absence from the wheel means something; setup.py and the
+    # default model folder because the build copies that folder into the package (tests/test_wheel.py runs it).
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "deepfake_detector", "training", "tests", "app.py", f"models/{DEFAULT_MODEL_NAME}"):
         if (REPO_ROOT / name).is_dir():
-            shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", BUNDLED_MODEL_SUBDIR))
         else:
             shutil.copy(REPO_ROOT / name, source / name)
     dist = tmp_path_factory.mktemp("dist")
@@ -76,6 +80,9 @@ def test_wheel_holds_the_inference_package_only(wheel):
     assert all(n.startswith(("deepfake_detector/", "deepfake_detector-")) for n in names), names
     assert {"deepfake_detector/cli.py", "deepfake_detector/scan.py", "deepfake_detector/predict.py", "deepfake_detector/model.py"} <= set(names)
     assert not [n for n in names if n.startswith(("training/", "tests/", "models/")) or n == "app.py"]
+    # The one data folder: the default model, copied by the build (tests/test_wheel.py checks it byte for byte).
+    data = {n for n in names if n.startswith("deepfake_detector/") and not n.endswith(".py")}
+    assert data and all(n.startswith(f"deepfake_detector/{BUNDLED_MODEL_SUBDIR}/") for n in data), sorted(data)[:5]
 
 
 def test_runtime_dependencies_exclude_training_and_cover_every_import(metadata):
@@ -142,6 +149,7 @@ def test_installed_command_scans_a_photo(venv, faces_dir, model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     (row,) = csv.DictReader((tmp_path / "out.csv").open())
     assert row["file"] == str(photo) and row["face_found"] == "true" and 0.0 <= float(row["fake_probability"]) <= 1.0
-    # The bundled model lives in a repository checkout, not in the package: without --model the command says so.
-    result = run_in(venv, ["deepfake-detector", "scan", str(photo), "--output", "other.csv"], tmp_path)
-    assert result.returncode == 2 and "pass --model" in result.stderr, result.stderr[-2000:]
+    # Without --model the command loads the default model the wheel carries, not a checkout's (tests/test_wheel.py
+    # scans with it); here only where it resolves, which needs no model load.
+    where = run_in(venv, [python, "-c", "from deepfake_detector.model import default_model_dir; print(default_model_dir(required=True))"], tmp_path)
+    assert where.returncode == 0 and Path(where.stdout.strip()).is_relative_to(venv), where

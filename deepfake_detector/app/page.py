@@ -14,8 +14,10 @@ INTRO = "# Deepfake face detector\nIs each face in a photo real or generated? Up
 
 # NASA's public-domain portrait of astronaut Eileen Collins, as shipped with scikit-image (the API page's example).
 EXAMPLE_PHOTO_URL = "https://raw.githubusercontent.com/scikit-image/scikit-image/main/skimage/data/astronaut.png"
-# The examples under the upload box, in this order (examples/README.md: origin and licence of each).
-EXAMPLES = ("astronaut.jpg", "camera.jpg", "chelsea.jpg", "solvay-1927.jpg")
+# The examples under the upload box, in this order: a real photo, a generated face, a group photo. examples/README.md
+# gives each one's origin, licence and what the shipped default model answers (tests/test_examples.py checks it).
+# The other images in examples/ are test fixtures, not shown on the page.
+EXAMPLES = ("grace-hopper.jpg", "omnigen-woman-with-book.jpg", "solvay-1927.jpg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
@@ -61,7 +63,7 @@ def about(ttl_s: float) -> str:
 
 def example_files(folder: str | os.PathLike) -> list[str]:
     """The bundled examples in `folder`, plus two real and two fake images from DATASET_DIR/{real,fake} when it is set."""
-    files = [str(Path(folder) / name) for name in EXAMPLES if (Path(folder) / name).is_file()]
+    files = [str(Path(folder) / name) for name in EXAMPLES]
     dataset = os.environ.get("DATASET_DIR")
     if dataset:
         for label in LABEL_NAMES:

@@ -7,6 +7,7 @@ but uploads it issued. Expected failures become a sentence for the visitor; anyt
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import gradio as gr

@@ -98,6 +98,25 @@ def test_operating_point_keeps_false_fakes_under_the_rate():
     assert point["validation_missed_fake_rate"] == pytest.approx(np.mean(fake < 0.5 - band))
 
 
+def test_a_photo_bound_widens_the_band_until_the_everyday_photos_hold_it():
+    rng = np.random.default_rng(5)
+    portraits = rng.beta(2, 8, 900)  # well-lit portraits: low P(fake)
+    photos = rng.beta(3, 4, 100)  # everyday photos: higher, the 5% bound over all reals hides them
+    fake = rng.beta(8, 2, 3000)
+    probability = np.concatenate([portraits, photos, fake])
+    labels = np.concatenate([np.zeros(1000), np.ones(3000)]).astype(int)
+    is_photo = np.concatenate([np.zeros(900), np.ones(100), np.zeros(3000)]).astype(bool)
+    reals_only = operating_point(probability, labels, max_false_fake=0.05)
+    with_photos = operating_point(probability, labels, max_false_fake=0.05, photos=is_photo, max_photo_false_fake=0.03)
+    assert np.mean(photos >= 0.5 + reals_only["uncertain_band"]) > 0.03  # the shipped rule alone lets photos through
+    assert with_photos["uncertain_band"] > reals_only["uncertain_band"] and with_photos["target_met_on_validation"]
+    assert np.mean(photos >= 0.5 + with_photos["uncertain_band"]) <= 0.03
+    assert np.mean(photos >= 0.5 + with_photos["uncertain_band"] - 0.005) > 0.03  # the narrowest band that holds it
+    assert with_photos["validation_photo_faces"] == 100 and with_photos["max_photo_false_fake_rate"] == 0.03
+    with pytest.raises(ValueError, match="everyday photos"):
+        operating_point(probability, labels, photos=np.zeros(4000, dtype=bool), max_photo_false_fake=0.03)
+
+
 def test_a_missed_fake_bound_widens_the_band_until_both_rates_hold():
     rng = np.random.default_rng(4)
     real = rng.beta(2, 5, 1000)

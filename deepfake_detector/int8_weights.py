@@ -6,7 +6,7 @@ channel; symmetric, zero point 0); every other tensor as it is. Loading gives ba
 
 - the float net (weights = integers x scales), which Grad-CAM differentiates, and
 - the int8 net that classifies, whose layers get *the stored integers* rather than a re-quantization of the float net,
-  so it is bit for bit the net the head was fitted on (`training.clip_probe`), however torch rounds.
+  so it is bit for bit the net the head was fitted on (`research.clip_probe`), however torch rounds.
 """
 
 from __future__ import annotations

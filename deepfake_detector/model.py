@@ -13,21 +13,21 @@ How logits become the displayed P(fake) (`calibrated_fake_probability`), by `con
 Platt and isotonic maps are fitted class-balanced on validation (`training.calibration`), so the displayed
 probability crosses 0.5 where a real and a fake face are equally likely and the decision threshold is 0.5.
 
-`config["quantization"] == "dynamic-int8"` (the CLIP towers of `training.clip_probe`): classification runs on a copy
+`config["quantization"] == "dynamic-int8"` (the CLIP towers of `research.clip_probe`): classification runs on a copy
 of the net whose Linear layers, all but the classifier, are torch's dynamic int8 ones (per-channel weights), about 3x
 faster on a CPU; their integers are what `model.safetensors` stores (`int8_weights`: a quarter of the float size), and
 Grad-CAM explains the float net made from them (gradients do not flow through int8 layers). A
 dynamic layer quantizes its input with one scale per call, so such a net classifies one face per call: a face's score
 never depends on the other faces it is batched with.
 
-`config["fusion"] = {"member": "member", "weight": w}` (`training.clip_probe --fuse_with`): the folder's subfolder
+`config["fusion"] = {"member": "member", "weight": w}` (`research.clip_probe --fuse_with`): the folder's subfolder
 `member/` holds a second model (the CNN) that reads each face too, through its own canonical face and test-time
 flip; the face's margin is this net's margin plus w times the member's, one linear head fitted on both and then
 calibrated as one (`Detector.logits_of_crops`). Grad-CAM explains this folder's own net.
 
 `config["face_crop_scale"]` is how widely `predict()` frames each detected face for this model (the square's side in
 detector boxes; `deepfake_detector.faces.FACE_CROP_SCALE` when absent): a model is shown faces framed as it was
-trained on them (`training.app_faces --crop_scale`).
+trained on them (`research.app_faces --crop_scale`).
 """
 
 from __future__ import annotations

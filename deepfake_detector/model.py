@@ -36,11 +36,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .faces import FACE_CROP_SCALE
+
+if TYPE_CHECKING:
+    from .familiarity import Familiarity
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The default: a frozen CLIP tower's head fused with the CNN (issue 22's leave-one-family-out choice; model_card.md).
@@ -71,7 +75,7 @@ DEFAULT_MODEL_DIR = default_model_dir()
 SHARD_INDEX = "model.safetensors.index.json"
 # A fused folder's second model lives in this subfolder (config.json "fusion"; only this name is accepted).
 MEMBER_DIR = "member"
-HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", "metrics.json", "README.md", "*.png", "*.md",
+HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", "familiarity.safetensors", "metrics.json", "README.md", "*.png", "*.md",
              f"{MEMBER_DIR}/config.json", f"{MEMBER_DIR}/model.safetensors"]
 # Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
 DEFAULT_UNCERTAIN_BAND = 0.1
@@ -99,6 +103,7 @@ class Detector:
     fast_net: torch.nn.Module | None = None  # the int8 copy that classifies, when config.json asks for one
     member: "Detector | None" = None  # a fused folder's second model (config.json "fusion")
     member_weight: float = 0.0  # the weight of its margin in the fused margin
+    familiarity: "Familiarity | None" = None  # how far a face's features may lie from training's (config.json "familiarity")
 
     @property
     def threshold(self) -> float:
@@ -169,15 +174,28 @@ class Detector:
     def logits_of_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """Raw logits (n, 2) for face crops (h, w, 3) uint8 RGB, each canonicalised for this folder's net (and, for a
         fused folder, for its member, whose weighted margin is added to the fake logit's side)."""
+        return self.outputs_of_crops(crops)[0]
+
+    def outputs_of_crops(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`logits_of_crops`, each crop's distance from the training faces (n,), or None for a folder without
+        `familiarity`): one forward pass; the distance is taken on the features the head reads."""
         from .preprocess import eval_tensor
 
         if not len(crops):
-            return np.zeros((0, 2), dtype=np.float32)
-        logits = self.logits(torch.stack([eval_tensor(crop, self.data_config) for crop in crops]))
+            return np.zeros((0, 2), dtype=np.float32), (np.zeros(0) if self.familiarity is not None else None)
+        batch = torch.stack([eval_tensor(crop, self.data_config) for crop in crops])
+        distances = None
+        if self.familiarity is None:
+            logits = self.logits(batch)
+        else:  # what net(batch) computes, with the head's input kept (no flip, no int8 copy: load_detector checks)
+            with torch.inference_mode():
+                features = self.net.forward_head(self.net.forward_features(batch.contiguous(memory_format=torch.channels_last)), pre_logits=True)
+                logits = self.net.get_classifier()(features).float().cpu().numpy()
+            distances = self.familiarity.distances(features.float().cpu().numpy())
         if self.member is not None:
             shift = self.member_weight * fake_margin(self.member.logits_of_crops(crops), self.member.fake_index) / 2
             logits = logits + np.stack([shift, -shift] if self.fake_index == 0 else [-shift, shift], axis=1).astype(logits.dtype)
-        return logits
+        return logits, distances
 
     def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
         """Displayed (calibrated) P(fake), shape (b,), for raw logits of shape (b, 2)."""
@@ -334,8 +352,13 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     data_config = timm.data.resolve_model_data_config(net) | canonical_settings(config)
     label_names = list(config.get("label_names", LABEL_NAMES))
     member, member_weight = fusion_member(folder, config)
+    from .familiarity import load_familiarity
+
+    familiarity = load_familiarity(folder, config)
+    if familiarity is not None and (fast_net is not None or config.get("test_time_flip")):
+        raise ValueError('config.json "familiarity" needs a float net without test_time_flip (the features it measures are that net\'s)')
     return Detector(net=net, config=config, data_config=data_config, name=config.get("model_name", name), folder=folder, label_names=label_names,
-                    fast_net=fast_net, member=member, member_weight=member_weight)
+                    fast_net=fast_net, member=member, member_weight=member_weight, familiarity=familiarity)
 
 
 def fusion_member(folder: Path, config: dict) -> tuple[Detector | None, float]:

@@ -4,7 +4,8 @@ The app, `training.evaluate` and the API all call these functions, so a number m
 number a visitor gets. This is the one place that decides verdicts:
 
 - a face: "Fake" from threshold + band up, "Real" below threshold - band, "Uncertain" in between; "Too small" when
-  its box is narrower than MIN_FACE_SIDE pixels (measured: reports/face-size), so the model is not asked;
+  its box is narrower than MIN_FACE_SIDE pixels (measured: reports/face-size), so the model is not asked; a face
+  unlike the training faces (`deepfake_detector.familiarity`, where the folder has it) is never "Real": "Uncertain";
 - the photo: "No face" when no face is found (the model was trained on faces; the whole image is still scored, for
   evaluation only, and never shown as a verdict), "Too small" when every face is, otherwise `photo_verdict`:
 
@@ -13,8 +14,8 @@ number a visitor gets. This is the one place that decides verdicts:
   FACE_FALSE_FAKE_RATE: if each real face is called Fake with probability 5% independently, a photo of n real faces
   is then called Fake at most as often as a one-face photo (5%), instead of 1 - 0.95^n (64% for 20 faces). k is 1 for
   one face, 2 for 2-7 faces, 3 for 8-16, 4 for 17-20. With fewer Fake faces than that (but at least one) the photo is
-  "Uncertain" and says "1 of 12 faces looks generated"; with none, the most suspicious face decides as before
-  (Real or Uncertain). Why a count and not a stricter per-face threshold (Sidak on the probabilities): the count
+  "Uncertain" and says "1 of 12 faces looks generated"; with none, the photo is Real only when every judged face is
+  (without familiarity: the most suspicious face decides, as before). Why a count and not a stricter per-face threshold (Sidak on the probabilities): the count
   needs nothing but the per-face verdicts, so it holds for any model and any threshold the slider sets, leaves every
   face's verdict as it was, and a visitor can check it by counting red boxes. Faces of one photo share a camera,
   light and compression, so their errors are not independent: reports/crowds measures how often real group photos
@@ -77,7 +78,9 @@ def photo_verdict(face_verdicts: list[str], top_probability: float, threshold: f
         return "Fake"
     if flagged:
         return "Uncertain"  # some faces look generated, too few to rule out chance
-    return verdict_for(top_probability, threshold, band)
+    # None Fake: Real only when every face is Real. Without familiarity that is the most suspicious face's verdict
+    # (verdict_for(top_probability)); with it, a face unlike training is Uncertain whatever its probability.
+    return "Real" if all(verdict == "Real" for verdict in face_verdicts) else "Uncertain"
 
 
 def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND) -> str:
@@ -91,11 +94,20 @@ def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTA
 
 def crop_logits(crops: list[np.ndarray], detector: Detector, batch_size: int = 32) -> np.ndarray:
     """Raw logits (n, 2) for face crops, each an (h, w, 3) uint8 RGB array."""
-    logits = []
+    return crop_outputs(crops, detector, batch_size)[0]
+
+
+def crop_outputs(crops: list[np.ndarray], detector: Detector, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(raw logits (n, 2), unlike training (n,) bool: all False for a folder without `familiarity`) for face crops."""
+    logits, unlike = [], []
     for start in range(0, len(crops), batch_size):
         with MODEL_LOCK:  # Grad-CAM hooks the shared net; a forward pass must not run while they are attached
-            logits.append(detector.logits_of_crops(crops[start : start + batch_size]))
-    return np.concatenate(logits) if logits else np.zeros((0, 2), dtype=np.float32)
+            batch_logits, distances = detector.outputs_of_crops(crops[start : start + batch_size])
+        logits.append(batch_logits)
+        unlike.append(distances > detector.familiarity.limit if distances is not None else np.zeros(len(batch_logits), dtype=bool))
+    if not logits:
+        return np.zeros((0, 2), dtype=np.float32), np.zeros(0, dtype=bool)
+    return np.concatenate(logits), np.concatenate(unlike)
 
 
 def classify_crops(crops: list[np.ndarray], detector: Detector, batch_size: int = 32) -> np.ndarray:
@@ -110,6 +122,7 @@ class FaceResult:
     fake_probability: float
     verdict: str
     logit_margin: float = 0.0  # raw logit(fake) - logit(real) before calibration (evaluation; not in the JSON)
+    unlike_training: bool = False  # its features lie beyond the folder's familiarity limit: never called Real
     crop: np.ndarray | None = field(default=None, repr=False)
     # Grad-CAM of the "fake" class: float32 (h, w) in [0, 1] and the RGB overlay, both at the crop's size (explain=True).
     heatmap: np.ndarray | None = field(default=None, repr=False)
@@ -121,7 +134,8 @@ class FaceResult:
 
     def to_json(self) -> dict:
         probability = self.fake_probability if self.judged else None  # no score is shown for a face not judged
-        return {"box": list(self.box), "crop_box": list(self.crop_box), "fake_probability": probability, "verdict": self.verdict}
+        return {"box": list(self.box), "crop_box": list(self.crop_box), "fake_probability": probability, "verdict": self.verdict,
+                "unlike_training": bool(self.unlike_training) if self.judged else None}
 
 
 @dataclass
@@ -163,6 +177,8 @@ def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float,
             verdict = TOO_SMALL
         else:
             verdict = verdict_for(face.fake_probability, threshold, band)
+            if verdict == "Real" and face.unlike_training:
+                verdict = "Uncertain"  # weak evidence the model has no right to: see deepfake_detector.familiarity
         decided.append(replace(face, verdict=verdict))
     judged = [face for face in decided if face.judged]
     top = max((face.fake_probability for face in judged or decided), default=0.0)
@@ -236,14 +252,14 @@ def predict_many(
     threshold = detector.threshold if threshold is None else float(threshold)
     band = detector.band if band is None else float(band)
     located = [_locate(image, max_faces, detector.face_crop_scale) for image in images]
-    logits = crop_logits([crop for _, crops, _, _ in located for crop in crops], detector, batch_size=batch_size)
+    logits, unlike = crop_outputs([crop for _, crops, _, _ in located for crop in crops], detector, batch_size=batch_size)
     probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
     predictions, start = [], 0
     for found, crops, boxes, squares in located:
         end = start + len(crops)
         results = [
-            FaceResult(box=box, crop_box=square, fake_probability=float(p), verdict="", logit_margin=float(m), crop=crop)
-            for box, square, p, m, crop in zip(boxes, squares, probabilities[start:end], margins[start:end], crops)
+            FaceResult(box=box, crop_box=square, fake_probability=float(p), verdict="", logit_margin=float(m), crop=crop, unlike_training=bool(u))
+            for box, square, p, m, u, crop in zip(boxes, squares, probabilities[start:end], margins[start:end], unlike[start:end], crops)
         ]
         predictions.append(_decide(results, found, threshold, band, detector.name))
         start = end

@@ -37,6 +37,7 @@ COLUMNS = (
     "crop_box",  # [x0, y0, x1, y1] of the square the model saw
     "fake_probability",  # calibrated P(fake) of this face, 6 decimals; empty where predict() shows none
     "verdict",  # this face's verdict from predict(): Real / Fake / Uncertain (or what it says when it does not judge)
+    "unlike_training",  # true: the face lies beyond the model's familiarity limit, so it is never called Real; empty if not judged
     "image_verdict",  # the photo's verdict from its faces' pixels (predict())
     # What the file says about itself (deepfake_detector.provenance), the same on every row of a photo:
     "declared_verdict",  # "Fake" when trusted, signed Content Credentials declare AI generation or editing, else empty
@@ -163,6 +164,7 @@ def scan_file(file: str, detector, threshold: float | None, heatmaps_dir: Path |
                 "crop_box": [int(v) for v in shown["crop_box"]],
                 "fake_probability": None if shown["fake_probability"] is None else round(float(shown["fake_probability"]), PROBABILITY_DECIMALS),
                 "verdict": shown["verdict"],
+                "unlike_training": shown.get("unlike_training"),
                 "image_verdict": prediction.verdict,
                 **said,
                 "model": prediction.model,

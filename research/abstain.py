@@ -147,20 +147,6 @@ def extract(args) -> int:
 
 # ---------------------------------------------------------------------------------------------------------------- screen
 
-def distance_model(features: np.ndarray, components: int = 32):
-    """(mean, basis (d, k), inverse variances (k,)) of the rows' top principal components, for `distances`."""
-    mean = features.mean(axis=0)
-    _, singular, vt = np.linalg.svd(features - mean, full_matrices=False)
-    variance = singular[:components] ** 2 / (len(features) - 1)
-    return mean, vt[:components].T, 1.0 / np.maximum(variance, 1e-12)
-
-
-def distances(model, features: np.ndarray) -> np.ndarray:
-    mean, basis, inverse = model
-    projected = (features - mean) @ basis
-    return np.sqrt((projected ** 2 * inverse).sum(axis=1))
-
-
 def rates(p: np.ndarray, fake_from: float, real_below: float, never_real: np.ndarray | None = None) -> dict:
     fake = p >= fake_from
     real = (p < real_below) & (~never_real if never_real is not None else True)
@@ -179,6 +165,7 @@ def lowest_cut(values: np.ndarray, share: float, grid: np.ndarray) -> float:
 
 def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos: list[str], photo_share: float,
                strict_real: float, components: int) -> dict:
+    from deepfake_detector.familiarity import Familiarity
     from deepfake_detector.model import sigmoid
     from research.lofo import HEADS, auc, fit_head
     from training.calibration import BAND_GRID, calibrate
@@ -197,9 +184,9 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     grid = np.round(np.arange(threshold, 1.0, 0.005), 3)
     fake_from_photo = max(threshold + band, lowest_cut(p[val_photo], photo_share, grid) if len(val_photo) else 0.0)
     real_strict = min(threshold - band, float(np.quantile(p[val_fake], strict_real)) if len(val_fake) else 1.0)
-    model = distance_model(clip[train], components)
-    limit = float(np.quantile(distances(model, clip[validation]), 0.95))
-    far = distances(model, clip) > limit
+    familiarity = Familiarity.fit(clip[train], clip[validation], components)  # what the shipped folder stores
+    limit = familiarity.limit
+    far = familiarity.unlike(clip)
     wide = min(max(band, fake_from_photo - threshold), float(BAND_GRID[-1]))  # as training.calibration: its grid ends at 0.45
     rules = {
         "symmetric": (threshold + band, threshold - band, None),
@@ -316,6 +303,22 @@ def screen(args) -> int:
     return 0
 
 
+def write_familiarity(args) -> int:
+    """The folder's familiarity (`deepfake_detector.familiarity`) from the cached features of its own tower: fitted on
+    the train split, the limit at the validation faces' `--quantile`; written into the folder and its config.json."""
+    from deepfake_detector.familiarity import Familiarity
+    from research.lofo import load_table
+    from training.hub import update_config
+
+    _, table = load_table(args.dataset)
+    table, clip, _, _ = load_cache(Path(args.cache), table, args.size)
+    familiarity = Familiarity.fit(clip[table["split"] == "train"], clip[table["split"] == "validation"], args.components, args.quantile)
+    block = familiarity.save(args.model) | {"quantile": args.quantile, "fitted_on": f"{args.dataset}: train split (validation for the limit)"}
+    update_config(args.model, familiarity=block)
+    print(json.dumps(block))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -336,8 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     rules.add_argument("--strict_real", type=float, default=0.01)
     rules.add_argument("--components", type=int, default=32)
     rules.add_argument("--size", type=int, default=None, help="the features the tower gave at this input size (features --also_sizes)")
+    familiar = commands.add_parser("familiarity", help="write a folder's familiarity from the cache (its own tower's features)")
+    familiar.add_argument("--dataset", required=True)
+    familiar.add_argument("--cache", required=True)
+    familiar.add_argument("--model", required=True)
+    familiar.add_argument("--size", type=int, default=None, help="the features at this input size (the folder's own)")
+    familiar.add_argument("--components", type=int, default=32)
+    familiar.add_argument("--quantile", type=float, default=0.95)
     args = parser.parse_args(argv)
-    return extract(args) if args.command == "features" else screen(args)
+    return {"features": extract, "screen": screen, "familiarity": write_familiarity}[args.command](args)
 
 
 if __name__ == "__main__":

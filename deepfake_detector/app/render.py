@@ -135,6 +135,8 @@ def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
         if heatmap and face.judged:
             pictures += f'<img class="dfd-heatmap" src="{heatmap}" alt="{name} Grad-CAM heatmap" {size}>'
         score = f" · fake probability {face.fake_probability:.2f}" if face.judged else ""
+        if face.judged and face.unlike_training:  # deepfake_detector.familiarity: never Real
+            score += " · unlike the faces the model was trained on, so it is not called Real"
         cards.append(
             f'<figure class="dfd-face" style="margin:0;min-width:0;border:3px solid rgb({r},{g},{b});border-radius:6px;padding:4px">'
             f'<div style="display:flex;gap:4px">{pictures}</div>'

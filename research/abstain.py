@@ -170,7 +170,8 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     from research.lofo import HEADS, auc, fit_head
     from training.calibration import BAND_GRID, calibrate
 
-    held = (table["family"] == family) | np.isin(table["source"], photos)
+    # held out: the family, its photo collections, and any reconstruction of those collections' faces (--extra_fakes)
+    held = (table["family"] == family) | np.isin(table["source"], photos) | np.isin(table["source"], [f"reconstructed_{p}" for p in photos])
     train = np.flatnonzero(~held & (table["split"] == "train"))
     validation = np.flatnonzero(~held & (table["split"] == "validation"))
     probe = fit_head(x, table, train, HEADS["C0.01-families"])
@@ -289,8 +290,15 @@ def screen(args) -> int:
 
     _, table = load_table(args.dataset)
     table, clip, margins, _ = load_cache(Path(args.cache), table, args.size)
-    x = np.hstack([clip, margins[:, None]])
     families = [name for name, _ in FAMILIES if (table["family"] == name).any()]
+    if args.extra_fakes:  # research.reconstruct: more train fakes, of a family of their own that no fold holds out
+        extra = np.load(args.extra_fakes)
+        n = len(extra["margins"])
+        table = {"split": np.r_[table["split"], np.full(n, "train")], "label": np.r_[table["label"], np.ones(n, dtype=table["label"].dtype)],
+                 "source": np.r_[table["source"].astype(str), np.char.add("reconstructed_", extra["sources"].astype(str))],
+                 "family": np.r_[table["family"].astype(str), np.full(n, "reconstruction")]}
+        clip, margins = np.vstack([clip, extra[f"features_{args.size}"]]), np.r_[margins, extra["margins"]]
+    x = np.hstack([clip, margins[:, None]])
     folds_of = photo_folds(table, families)
     folds = [fold_rules(x, clip, table, family, folds_of[family], args.photo_share, args.strict_real, args.components) for family in families]
     summary = summarize(folds)
@@ -338,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     rules.add_argument("--photo_share", type=float, default=0.03)
     rules.add_argument("--strict_real", type=float, default=0.01)
     rules.add_argument("--components", type=int, default=32)
+    rules.add_argument("--extra_fakes", help="research.reconstruct's npz: reconstructed real train faces added as train fakes")
     rules.add_argument("--size", type=int, default=None, help="the features the tower gave at this input size (features --also_sizes)")
     familiar = commands.add_parser("familiarity", help="write a folder's familiarity from the cache (its own tower's features)")
     familiar.add_argument("--dataset", required=True)

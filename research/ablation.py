@@ -10,7 +10,7 @@ predictions.csv), one sub-folder per evaluation; those that exist are read, the 
 - `test/`: the built dataset's test split through `predict()` (optionally with `--perturbations icip`),
 - `perturbations/`: the same split (or a seeded sample of it) with `--perturbations icip`,
 - `photos-test/`, `photos-validation/`, `photos-all/`: whole `photo_*` photos (image folders), each photo's verdict
-  decided by its most suspicious face, as a visitor gets it,
+  decided by `predict()` from its faces (`predict.photo_verdict`), as a visitor gets it,
 - `loso/generalization.json`: `research.generalization` for the candidate's recipe (each held-out source's AUC),
 - `benchmark.json`: `training.benchmark` for the model (ms per face, classification only and through `predict()`).
 

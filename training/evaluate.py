@@ -10,8 +10,9 @@ fake/ subfolders, nested freely; the first folder under real/ or fake/ names the
 
 By default every image goes through `deepfake_detector.predict.predict_many` (`predict` for a batch: the same
 functions, crops classified in shared batches), the app's own path: detect faces, crop
-1.45x each box, classify, verdict (Real / Fake / Uncertain at the model's threshold and band; the most suspicious
-face decides; no face: the whole image is classified, as the app does). Reported on top of the usual metrics: face
+1.45x each box, classify, verdict (Real / Fake / Uncertain at the model's threshold and band; a face unlike training
+is never Real; the photo's verdict from its faces by `predict.photo_verdict`; no face: the whole image is classified,
+as the app does; the per-image probability is its most suspicious face's). Reported on top of the usual metrics: face
 detection coverage, the share of each verdict per source, accuracy on the decided faces, both error rates at the
 operating point (real called Fake, fake called Real) with Wilson 95% intervals, and the class-balanced ECE before
 and after calibration. --whole_image classifies each image whole instead (`classify_crops`; for datasets of

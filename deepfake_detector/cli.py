@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="scan image files and folders into a CSV or JSON Lines file, one row per face",
         description=(
             "Scan image files and folders (walked recursively, sorted; hidden names skipped) into one row per face: "
-            "file, face_index, face_found, box, crop_box, fake_probability, verdict, image_verdict, then what the file "
+            "file, face_index, face_found, box, crop_box, fake_probability, verdict, unlike_training, image_verdict, then what the file "
             "says about itself (declared_verdict, provenance, c2pa, c2pa_signer, c2pa_source_type, iptc_source_type, "
             "generator), model, threshold, heatmap, error. An unreadable file gets one row with the reason. Rerunning with the same --output "
             "resumes: files already in it are skipped. Under `accelerate launch --multi_gpu --num_processes N` "

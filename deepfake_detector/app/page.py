@@ -31,19 +31,22 @@ model, not a map of edited pixels).
 
 ## What it can do
 * Find every face in an uploaded, pasted or webcam photo and give each its own verdict: **Real**, **Fake** or
-  **Uncertain** (scores close to the threshold).
+  **Uncertain**. The default model says Fake or Real only when it is very sure, and never Real for a face unlike the
+  faces it was trained on (an old black-and-white photo, say): **Uncertain is its most common answer**, with the
+  probability beside it.
 * Recognise faces made by the generators it was trained on: **StarGAN**, **AttGAN** (attribute editing of real
-  faces), **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist** and **Stable Diffusion 2.1** portraits (fully synthetic
-  faces), against real CelebA, CelebA-HQ and FFHQ photos and faces from everyday photos of people.
+  faces), **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist**, **Stable Diffusion 2.1** and about forty modern
+  variants (Stable Diffusion 1.5 fine-tunes, SDXL, Kolors, FLUX.1-based identity methods, DALL-E 2, OmniGen,
+  Infinity, Kandinsky), against real CelebA, CelebA-HQ and FFHQ photos and faces from everyday photos of people.
 * Read a photo that is on its side or upside down: each face is turned upright before it is judged.
 * Say **No face** when it finds none, and **Too small** for a face narrower than {min_face} px: the model was
   trained on faces of a useful size and has nothing to say about cats, landscapes or distant crowds.
 
 ## What it cannot do
 * It is **not proof**. A score is a statistical estimate from one model; it can be wrong in both directions,
-  especially on generators it never saw (other diffusion models, face swaps, newer GANs: trained without SD 2.1,
-  the same recipe found SD 2.1 faces *more* real than real photos), heavy compression, blur, filters, screenshots
-  or very small faces.
+  especially on generators it never saw (with each generator family held out of training it caught 20-47% of that
+  family's faces; the model card has the table), face swaps, heavy compression, blur, filters, screenshots or very
+  small faces.
 * It is **not forensic or legal evidence** and must not be used to accuse anyone.
 * It only looks at faces in still images: no video, audio or text.
 

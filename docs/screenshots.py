@@ -1,4 +1,4 @@
-"""Screenshots of the app for the README, at phone and desktop size, from the bundled public-domain example photo.
+"""Screenshots of the app for the README, at phone and desktop size, from a bundled example photo (the OmniGen text-to-image face, MIT).
 
     python docs/screenshots.py   # starts app.py on a free port, writes docs/screenshot-{phone,desktop}.png
 
@@ -21,7 +21,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PHOTO = ROOT / "examples" / "astronaut.jpg"
+PHOTO = ROOT / "examples" / "omnigen-woman-with-book.jpg"
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from .faces import FACE_CROP_SCALE
+from .familiarity import FILE as FAMILIARITY_FILE
 
 if TYPE_CHECKING:
     from .familiarity import Familiarity
@@ -75,7 +76,7 @@ DEFAULT_MODEL_DIR = default_model_dir()
 SHARD_INDEX = "model.safetensors.index.json"
 # A fused folder's second model lives in this subfolder (config.json "fusion"; only this name is accepted).
 MEMBER_DIR = "member"
-HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", "familiarity.safetensors", "metrics.json", "README.md", "*.png", "*.md",
+HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safetensors", FAMILIARITY_FILE, "metrics.json", "README.md", "*.png", "*.md",
              f"{MEMBER_DIR}/config.json", f"{MEMBER_DIR}/model.safetensors"]
 # Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
 DEFAULT_UNCERTAIN_BAND = 0.1
@@ -352,7 +353,7 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
     data_config = timm.data.resolve_model_data_config(net) | canonical_settings(config)
     label_names = list(config.get("label_names", LABEL_NAMES))
     member, member_weight = fusion_member(folder, config)
-    from .familiarity import load_familiarity
+    from .familiarity import load_familiarity  # noqa: PLC0415 (beside the member: what a folder adds, loaded last)
 
     familiarity = load_familiarity(folder, config)
     if familiarity is not None and (fast_net is not None or config.get("test_time_flip")):

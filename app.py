@@ -42,7 +42,7 @@ def configure(detector: Detector) -> None:
     sentence and the Model tab, so that no page load waits for them."""
     threshold = round(detector.threshold, 2)
     UI["threshold"].value = threshold
-    UI["band"].value = band_text(threshold, detector.band)
+    UI["band"].value = band_text(threshold, detector.band, detector.fake_band)
     UI["model_summary"].value, UI["model_plots"].value, UI["model_details"].value = model_tab(detector, runtime.model_id())
 
 

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="model folder or hf-hub:ORG/NAME (default: deepfake-detector-clip-cnn-fused, installed with the package)",
     )
-    scan.add_argument("--threshold", type=probability, default=None, help="decision threshold in [0, 1] (default: the model's)")
+    scan.add_argument("--threshold", type=probability, default=None, help="decision threshold in [0, 1] (default: the model's); the model's Real and Fake cuts keep their distance from it")
     scan.add_argument("--heatmaps", metavar="DIR", default=None, help="write a Grad-CAM overlay PNG per face under DIR")
     scan.add_argument("--format", choices=("csv", "jsonl"), default=None, help="output format (default: from the --output suffix)")
     scan.add_argument("--no_progress", action="store_true", help="no progress bar")

@@ -1,8 +1,13 @@
 """Load a detector: a timm model folder in the layout the Hugging Face Hub holds, locally or as `hf-hub:ORG/NAME[@rev]`.
 
 The folder holds `config.json` (timm's: `architecture`, `num_classes`, `label_names`, `pretrained_cfg`; ours on
-top: `threshold`, `uncertain_band`, `calibration`, `canonical_size`, ...) and `model.safetensors`. Only safetensors
-are loaded.
+top: `threshold`, `uncertain_band`, `fake_band`, `calibration`, `canonical_size`, ...) and `model.safetensors`. Only
+safetensors are loaded.
+
+The operating point (`operating_bands`): a face is Real below `threshold - uncertain_band` and Fake from
+`threshold + fake_band` up, Uncertain between. `fake_band` is optional and defaults to `uncertain_band` (the symmetric
+band every older folder has); `training.calibration --asymmetric` sets it higher, so the Fake cut may sit above the
+Real cut's mirror: calling an everyday photo Fake is the costlier error, and raising only that cut keeps the Real side.
 
 How logits become the displayed P(fake) (`calibrated_fake_probability`), by `config["calibration"]["method"]`:
 
@@ -80,6 +85,8 @@ HUB_FILES = ["config.json", "model.safetensors", SHARD_INDEX, "model-*-of-*.safe
              f"{MEMBER_DIR}/config.json", f"{MEMBER_DIR}/model.safetensors"]
 # Probabilities within this distance of the threshold are "Uncertain" unless config.json sets `uncertain_band`.
 DEFAULT_UNCERTAIN_BAND = 0.1
+# Either band may reach, but not touch, 0.5: a cut at 0 or 1 would leave no verdict on that side.
+BAND_LIMIT = 0.5
 CALIBRATION_METHODS = ("platt", "isotonic")
 # "dynamic-int8": int8 weights on disk, int8 Linear layers classify. "int8-weights": the same file, but the float net
 # made from those integers classifies: a quarter of the float size on disk, and no per-call activation rounding, which
@@ -118,8 +125,14 @@ class Detector:
 
     @property
     def band(self) -> float:
-        """Half-width of the Uncertain band around the threshold, on the displayed probability."""
-        return float(self.config.get("uncertain_band", DEFAULT_UNCERTAIN_BAND))
+        """The Real cut's distance below the threshold (config.json `uncertain_band`): Real below threshold - band."""
+        return operating_bands(self.config)[0]
+
+    @property
+    def fake_band(self) -> float:
+        """The Fake cut's distance above the threshold (config.json `fake_band`, else `band`): Fake from threshold +
+        fake_band up. Larger than `band` in an asymmetric folder, whose Fake cut was raised for everyday photos."""
+        return operating_bands(self.config)[1]
 
     @property
     def calibration(self) -> dict:
@@ -251,6 +264,19 @@ def valid_face_crop_scale(value) -> float:
     return float(value)
 
 
+def operating_bands(config: dict) -> tuple[float, float]:
+    """(uncertain_band, fake_band) of config.json: DEFAULT_UNCERTAIN_BAND when the first is absent, the first when
+    the second is; each must be a number in [0, BAND_LIMIT) (ValueError naming the key otherwise)."""
+    band = _valid_band("uncertain_band", config.get("uncertain_band", DEFAULT_UNCERTAIN_BAND))
+    return band, _valid_band("fake_band", config.get("fake_band", band))
+
+
+def _valid_band(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < BAND_LIMIT:
+        raise ValueError(f"{key} must be a number from 0 up to (not including) {BAND_LIMIT}, got {value!r}")
+    return float(value)
+
+
 def fake_margin(logits: np.ndarray, fake_index: int = 1) -> np.ndarray:
     """logit(fake) - logit(real): logits (b, 2) -> (b,); softmax(logits)[:, fake] == sigmoid(margin)."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -332,6 +358,7 @@ def load_detector(model_id: str | os.PathLike = DEFAULT_MODEL_DIR) -> Detector:
         raise FileNotFoundError(f"{weights} is missing; only safetensors weights are loaded.")
     face_crop_scale(config)  # refused here, not at the first upload
     canonical_settings(config)
+    operating_bands(config)
     if quantization not in (None, *QUANTIZATIONS):
         raise ValueError(f"Unknown quantization {quantization!r} in config.json; expected one of {QUANTIZATIONS} or none.")
     fast_net = None

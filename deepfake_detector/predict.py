@@ -3,9 +3,10 @@
 The app, `training.evaluate` and the API all call these functions, so a number measured offline is the
 number a visitor gets. This is the one place that decides verdicts:
 
-- a face: "Fake" from threshold + band up, "Real" below threshold - band, "Uncertain" in between; "Too small" when
-  its box is narrower than MIN_FACE_SIDE pixels (measured: reports/face-size), so the model is not asked; a face
-  unlike the training faces (`deepfake_detector.familiarity`, where the folder has it) is never "Real": "Uncertain";
+- a face: "Fake" from threshold + fake_band up, "Real" below threshold - band, "Uncertain" in between (`fake_band`
+  is `band` unless the folder raised its Fake cut alone: `Detector.fake_band`); "Too small" when its box is narrower
+  than MIN_FACE_SIDE pixels (measured: reports/face-size), so the model is not asked; a face unlike the training faces
+  (`deepfake_detector.familiarity`, where the folder has it) is never "Real": "Uncertain";
 - the photo: "No face" when no face is found (the model was trained on faces; the whole image is still scored, for
   evaluation only, and never shown as a verdict), "Too small" when every face is, otherwise `photo_verdict`:
 
@@ -83,9 +84,10 @@ def photo_verdict(face_verdicts: list[str], top_probability: float, threshold: f
     return "Real" if all(verdict == "Real" for verdict in face_verdicts) else "Uncertain"
 
 
-def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND) -> str:
-    """'Fake' from threshold + band up, 'Real' below threshold - band, 'Uncertain' in between."""
-    if fake_probability >= threshold + band:
+def verdict_for(fake_probability: float, threshold: float, band: float = UNCERTAIN_BAND, fake_band: float | None = None) -> str:
+    """'Fake' from threshold + fake_band up, 'Real' below threshold - band, 'Uncertain' in between. `fake_band` None is
+    `band` (symmetric); a larger one asks more of a Fake verdict without touching the Real side."""
+    if fake_probability >= threshold + (band if fake_band is None else fake_band):
         return "Fake"
     if fake_probability < threshold - band:
         return "Real"
@@ -145,7 +147,8 @@ class Prediction:
     # shows none).
     fake_probability: float
     threshold: float
-    uncertain_band: float
+    uncertain_band: float  # Real below threshold - uncertain_band
+    fake_band: float  # Fake from threshold + fake_band up (== uncertain_band unless the folder is asymmetric)
     model: str
     face_found: bool
     faces: list[FaceResult]  # with no face found: one entry for the whole image, verdict "No face"
@@ -162,13 +165,24 @@ class Prediction:
         result["faces"] = [face.to_json() for face in self.faces] if self.face_found else []
         return result
 
-    def rethreshold(self, threshold: float, band: float | None = None) -> "Prediction":
-        """The same faces decided at another threshold (the page's slider); Too small / No face stay as they are."""
-        return _decide(self.faces, self.face_found, float(threshold), self.uncertain_band if band is None else float(band), self.model)
+    def rethreshold(self, threshold: float, band: float | None = None, fake_band: float | None = None) -> "Prediction":
+        """The same faces decided at another threshold (the page's slider): both cuts move with it, each keeping its
+        distance from the threshold. Too small / No face stay as they are. Bands as in `resolve_bands`."""
+        band, fake_band = resolve_bands(band, fake_band, self.uncertain_band, self.fake_band)
+        return _decide(self.faces, self.face_found, float(threshold), band, self.model, fake_band)
 
 
-def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float, model: str) -> Prediction:
-    """Verdicts for already classified faces (see the module docstring)."""
+def resolve_bands(band: float | None, fake_band: float | None, own_band: float, own_fake_band: float) -> tuple[float, float]:
+    """(band, fake_band) a caller asked for, the model's (`own_*`) where it gave none. A `band` given without a
+    `fake_band` is symmetric: a caller who sets the band's width (band=0: always decide) means both sides."""
+    if band is None:
+        return float(own_band), float(own_fake_band if fake_band is None else fake_band)
+    return float(band), float(band if fake_band is None else fake_band)
+
+
+def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float, model: str, fake_band: float | None = None) -> Prediction:
+    """Verdicts for already classified faces (see the module docstring); `fake_band` None is `band`."""
+    fake_band = band if fake_band is None else fake_band
     decided = []
     for face in faces:
         if not found:
@@ -176,7 +190,7 @@ def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float,
         elif face.box[2] < MIN_FACE_SIDE:
             verdict = TOO_SMALL
         else:
-            verdict = verdict_for(face.fake_probability, threshold, band)
+            verdict = verdict_for(face.fake_probability, threshold, band, fake_band)
             if verdict == "Real" and face.unlike_training:
                 verdict = "Uncertain"  # weak evidence the model has no right to: see deepfake_detector.familiarity
         decided.append(replace(face, verdict=verdict))
@@ -189,7 +203,7 @@ def _decide(faces: list[FaceResult], found: bool, threshold: float, band: float,
     else:
         verdict = photo_verdict([face.verdict for face in judged], top, threshold, band)
     return Prediction(
-        verdict=verdict, fake_probability=float(top), threshold=threshold, uncertain_band=band, model=model, face_found=found,
+        verdict=verdict, fake_probability=float(top), threshold=threshold, uncertain_band=band, fake_band=fake_band, model=model, face_found=found,
         faces=decided, faces_judged=len(judged), faces_flagged=sum(face.verdict == "Fake" for face in judged),
         photo_rule=photo_rule(len(judged)) if judged else "",
     )
@@ -202,13 +216,15 @@ def predict(
     band: float | None = None,
     max_faces: int = 20,
     explain: bool = False,
+    fake_band: float | None = None,
 ) -> Prediction:
     """Find faces in an RGB uint8 image (h, w, 3), classify each; with no face, classify the whole image.
 
-    `threshold` and `band` default to the model folder's (`detector.threshold`, `detector.band`).
+    `threshold`, `band` and `fake_band` default to the model folder's (`detector.threshold`, `.band`, `.fake_band`);
+    a `band` given alone is symmetric (`resolve_bands`).
     `explain=True` adds a Grad-CAM heatmap and overlay of the "fake" class to every face (`FaceResult.heatmap/.overlay`).
     """
-    prediction = predict_many([image], detector, threshold=threshold, band=band, max_faces=max_faces)[0]
+    prediction = predict_many([image], detector, threshold=threshold, band=band, max_faces=max_faces, fake_band=fake_band)[0]
     if explain:
         from .cam import explain_crop  # lazily: pytorch-grad-cam is only needed for explanations
 
@@ -247,10 +263,11 @@ def predict_many(
     band: float | None = None,
     max_faces: int = 20,
     batch_size: int = 32,
+    fake_band: float | None = None,
 ) -> list[Prediction]:
     """`predict` for several images, their face crops classified in shared batches (evaluation); no Grad-CAM."""
     threshold = detector.threshold if threshold is None else float(threshold)
-    band = detector.band if band is None else float(band)
+    band, fake_band = resolve_bands(band, fake_band, detector.band, detector.fake_band)
     located = [_locate(image, max_faces, detector.face_crop_scale) for image in images]
     logits, unlike = crop_outputs([crop for _, crops, _, _ in located for crop in crops], detector, batch_size=batch_size)
     probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
@@ -261,6 +278,6 @@ def predict_many(
             FaceResult(box=box, crop_box=square, fake_probability=float(p), verdict="", logit_margin=float(m), crop=crop, unlike_training=bool(u))
             for box, square, p, m, u, crop in zip(boxes, squares, probabilities[start:end], margins[start:end], unlike[start:end], crops)
         ]
-        predictions.append(_decide(results, found, threshold, band, detector.name))
+        predictions.append(_decide(results, found, threshold, band, detector.name, fake_band))
         start = end
     return predictions

@@ -47,7 +47,7 @@ def most_suspicious_rule(prediction: Prediction) -> str:
     """The photo verdict before issue 22: the verdict of the most suspicious judged face."""
     if prediction.faces_judged == 0:
         return prediction.verdict
-    return verdict_for(prediction.fake_probability, prediction.threshold, prediction.uncertain_band)
+    return verdict_for(prediction.fake_probability, prediction.threshold, prediction.uncertain_band, prediction.fake_band)
 
 
 def measure(model: str, extra: Path, corpus: Path, batch: int = 8) -> dict:

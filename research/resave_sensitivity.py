@@ -52,7 +52,7 @@ for argument in sys.argv[1:]:
     row["test split, re-saved once: 99th percentile |change|"] = round(float(np.quantile(change, 0.99)), 4)
     row["test split, re-saved once: max |change|"] = round(float(change.max()), 4)
     row["test split, re-saved once: verdicts flipped"] = round(float(np.mean((clean >= detector.threshold) != (resaved >= detector.threshold))), 4)
-    shown = [[verdict_for(float(p), detector.threshold, detector.band) for p in probabilities] for probabilities in (clean, resaved)]
+    shown = [[verdict_for(float(p), detector.threshold, detector.band, detector.fake_band) for p in probabilities] for probabilities in (clean, resaved)]
     row["test split, re-saved once: shown Real <-> Fake"] = round(float(np.mean([{a, b} == {"Real", "Fake"} for a, b in zip(*shown)])), 4)
     results[name] = row
     print(name, row, flush=True)

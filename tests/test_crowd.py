@@ -119,6 +119,58 @@ def test_json_says_how_many_faces_were_judged_and_flagged_and_the_rule():
     assert {"verdict", "fake_probability", "threshold", "uncertain_band", "model", "face_found", "faces"} <= set(result)
 
 
+# ---------------------------------------------------------------------------------------------------- asymmetric cuts
+
+# Real below 0.5 - 0.25 = 0.25, Fake from 0.5 + 0.375 = 0.875 (sums exact in binary: no cut falls between two floats).
+FAKE_BAND = 0.375
+
+
+def test_a_fake_band_raises_the_fake_cut_alone():
+    assert verdict_for(0.87, 0.5, 0.25, FAKE_BAND) == "Uncertain"  # Fake at the symmetric cut (0.75)
+    assert verdict_for(0.875, 0.5, 0.25, FAKE_BAND) == "Fake" and verdict_for(0.76, 0.5, 0.25) == "Fake"
+    assert verdict_for(0.24, 0.5, 0.25, FAKE_BAND) == "Real" and verdict_for(0.25, 0.5, 0.25, FAKE_BAND) == "Uncertain"  # Real side unchanged
+    for probability in np.linspace(0, 1, 101):  # None is the symmetric band, as every caller before fake_band got
+        p = float(probability)
+        assert verdict_for(p, 0.5, 0.25, None) == verdict_for(p, 0.5, 0.25, 0.25) == verdict_for(p, 0.5, 0.25)
+        assert verdict_for(p, 0.5, 0.25, FAKE_BAND) == ("Fake" if p >= 0.875 else "Real" if p < 0.25 else "Uncertain")
+
+
+def test_decisions_and_json_carry_the_fake_band_and_rethreshold_keeps_it():
+    symmetric = decide([0.8])
+    assert symmetric.fake_band == symmetric.uncertain_band == BAND and symmetric.to_json()["fake_band"] == BAND  # as before
+    prediction = _decide(crowd([0.8, 0.2]), True, 0.5, 0.25, "test-model", FAKE_BAND)
+    assert [face.verdict for face in prediction.faces] == ["Uncertain", "Real"] and prediction.verdict == "Uncertain"
+    assert prediction.to_json()["fake_band"] == FAKE_BAND and prediction.to_json()["uncertain_band"] == 0.25
+    moved = prediction.rethreshold(0.375)  # the slider: both cuts move with it (Fake from 0.75, Real below 0.125)
+    assert (moved.threshold, moved.uncertain_band, moved.fake_band) == (0.375, 0.25, FAKE_BAND)
+    assert [face.verdict for face in moved.faces] == ["Fake", "Uncertain"] and moved.faces_flagged == 1
+    back = moved.rethreshold(0.5)
+    assert back.to_json() == prediction.to_json()
+    assert prediction.rethreshold(0.5, band=0.25).fake_band == 0.25  # a band given alone is symmetric
+    assert prediction.rethreshold(0.5, band=0.25).faces[0].verdict == "Fake"
+    assert prediction.rethreshold(0.5, fake_band=0.25).uncertain_band == 0.25
+
+
+def test_the_page_states_both_cuts_of_an_asymmetric_model_and_moves_them_with_the_slider():
+    from deepfake_detector.app.render import Analysis, band_text, render
+
+    prediction = _decide(crowd([0.8]), True, 0.5, 0.25, "test-model", FAKE_BAND)
+    analysis = Analysis(display=np.zeros((120, 120, 3), np.uint8), scale=1.0, prediction=prediction, crops=["data:,"], heatmaps=[None])
+    summary = render(analysis, 0.5)[0]
+    assert "## Verdict: Uncertain" in summary and "Threshold 0.50: Fake from 0.875, Real below 0.25." in summary and "±" not in summary
+    summary = render(analysis, 0.375)[0]
+    assert "## Verdict: Fake" in summary and "Threshold 0.38: Fake from 0.75, Real below 0.125." in summary
+    text = band_text(0.375, 0.25, FAKE_BAND)
+    assert "**Fake** from **0.75** up (threshold + 0.375)" in text and "**Real** below **0.125** (threshold - 0.25)" in text
+    assert "asks more of a Fake verdict" in text and "±" not in text
+    # A symmetric model reads as it always did.
+    assert band_text(0.5, 0.45) == band_text(0.5, 0.45, 0.45) == (
+        "Decision threshold **0.50** on the calibrated fake probability. Scores from **0.05** up to **0.95** (threshold ± 0.45) "
+        "are reported as **Uncertain**; above that **Fake**, below it **Real**.")
+    plain = Analysis(display=analysis.display, scale=1.0, prediction=decide([0.8]), crops=["data:,"], heatmaps=[None])
+    assert f"Threshold 0.50, uncertain band ± {BAND:.2f}. Model: `test-model`." in render(plain, 0.5)[0]
+
+
 # ---------------------------------------------------------------------------------------------------- box labels
 
 

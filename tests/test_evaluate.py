@@ -61,10 +61,14 @@ def model_folder(tmp_path_factory, image_folder) -> Path:
     images = [load_rgb_array(f) for sub in SOURCES for f in sorted((image_folder / sub).glob("*")) if f.name != "truncated.jpg" and f.suffix != ".txt"]
     detector = load_detector(folder)
     probabilities = np.sort([predict(image, detector).fake_probability for image in images])
-    assert len(images) == 12 and probabilities[5] < probabilities[6], probabilities
+    assert len(images) == 12 and probabilities[5] < probabilities[6] < probabilities[7], probabilities
     # Between the 6th and 7th probability: both classes predicted, no probability sits on the threshold; a band
-    # narrower than the gap to the neighbours on either side, so Real, Fake and (maybe) Uncertain all occur.
-    update_config(folder, threshold=float((probabilities[5] + probabilities[6]) / 2), uncertain_band=float((probabilities[6] - probabilities[5]) / 4))
+    # narrower than the gap to the neighbours on either side, so Real, Fake and (maybe) Uncertain all occur. The Fake
+    # cut raised alone (fake_band) to between the 7th and 8th: the 7th, Fake at the symmetric cut, is Uncertain.
+    threshold = float((probabilities[5] + probabilities[6]) / 2)
+    fake_band = float((probabilities[6] + probabilities[7]) / 2) - threshold
+    assert fake_band < 0.5, probabilities
+    update_config(folder, threshold=threshold, uncertain_band=float((probabilities[6] - probabilities[5]) / 4), fake_band=fake_band)
     return folder
 
 
@@ -149,9 +153,14 @@ def test_visitor_outcomes_recomputed_from_predictions(icip_run, model_folder):
     metrics = json.loads((icip_run / "metrics.json").read_text())
     detector = load_detector(model_folder)
     assert metrics["mode"] == "predict" and metrics["uncertain_band"] == pytest.approx(detector.band)
+    assert metrics["fake_band"] == pytest.approx(detector.fake_band) and detector.fake_band > detector.band  # asymmetric
     clean = pd.read_csv(icip_run / "predictions.csv").query("perturbation == 'none'")
-    # Each image's verdict is the rule applied to its (most suspicious face's) probability.
-    assert all(v == verdict_for(p, detector.threshold, detector.band) for v, p in zip(clean["verdict"], clean["fake_probability"]))
+    # Each image's verdict is the rule applied to its (most suspicious face's) probability, at both cuts.
+    assert all(v == verdict_for(p, detector.threshold, detector.band, detector.fake_band) for v, p in zip(clean["verdict"], clean["fake_probability"]))
+    between = clean[(clean["fake_probability"] >= detector.threshold + detector.band) & (clean["fake_probability"] < detector.threshold + detector.fake_band)]
+    assert len(between) and (between["verdict"] == "Uncertain").all()  # Fake at the symmetric cut, not at the raised one
+    shares = metrics["verdict_shares"]
+    assert shares["Fake"] == pytest.approx((clean["verdict"] == "Fake").mean()) and shares["Uncertain"] == pytest.approx((clean["verdict"] == "Uncertain").mean())
     assert clean["face_found"].all() and (clean["n_faces"] >= 1).all()  # every corpus crop has a detectable face
     assert metrics["coverage"]["value"] == 1.0 and metrics["coverage"]["n"] == 12
     real, fake = clean[clean["label"] == "real"], clean[clean["label"] == "fake"]
@@ -189,6 +198,10 @@ def test_whole_image_mode_classifies_the_image_whole(model_folder, image_folder,
     detector = load_detector(model_folder)
     expected = classify_crops([load_rgb_array(image_folder / path) for path in predictions["path"]], detector)
     assert np.allclose(predictions["fake_probability"], expected, atol=1e-6)
+    from deepfake_detector.predict import verdict_for
+
+    cuts = (detector.threshold, detector.band, detector.fake_band)  # the folder's asymmetric cuts, as predict() uses them
+    assert all(v == verdict_for(p, *cuts) for v, p in zip(predictions["verdict"], predictions["fake_probability"]))
 
 
 def test_perturbation_sample_perturbs_only_a_seeded_sample(model_folder, image_folder):

@@ -10,7 +10,8 @@ fake/ subfolders, nested freely; the first folder under real/ or fake/ names the
 
 By default every image goes through `deepfake_detector.predict.predict_many` (`predict` for a batch: the same
 functions, crops classified in shared batches), the app's own path: detect faces, crop
-1.45x each box, classify, verdict (Real / Fake / Uncertain at the model's threshold and band; a face unlike training
+1.45x each box, classify, verdict (Real / Fake / Uncertain at the model's threshold and cuts: Real below threshold -
+uncertain_band, Fake from threshold + fake_band up, the two bands equal unless the folder is asymmetric; a face unlike training
 is never Real; the photo's verdict from its faces by `predict.photo_verdict`; no face: the whole image is classified,
 as the app does; the per-image probability is its most suspicious face's). Reported on top of the usual metrics: face
 detection coverage, the share of each verdict per source, accuracy on the decided faces, both error rates at the
@@ -151,7 +152,8 @@ def classify_images(images: list[np.ndarray], detector: Detector, mode: str = "p
     if mode == "whole_image":
         logits = crop_logits(images, detector, batch_size=batch_size)
         probabilities, margins = detector.probabilities_from_logits(logits), fake_margin(logits, detector.fake_index)
-        return [Outcome(float(p), verdict_for(float(p), detector.threshold, detector.band), None, None, float(m)) for p, m in zip(probabilities, margins)]
+        cuts = (detector.threshold, detector.band, detector.fake_band)
+        return [Outcome(float(p), verdict_for(float(p), *cuts), None, None, float(m)) for p, m in zip(probabilities, margins)]
     outcomes = []
     for prediction in predict_many(images, detector, batch_size=batch_size):
         deciding = [face for face in prediction.faces if face.judged] or prediction.faces
@@ -242,6 +244,7 @@ def evaluate_records(
         "mode": mode,
         "threshold": threshold,
         "uncertain_band": band,
+        "fake_band": detector.fake_band,  # Fake from threshold + fake_band up (== uncertain_band unless asymmetric)
         "temperature": detector.temperature,
         "calibration_summary": detector.calibration_summary,
         "n_images": int(len(clean)),
@@ -385,10 +388,16 @@ def _share(value) -> str:
 def operating_point_lines(metrics: dict) -> list[str]:
     """The visitor's view: verdict shares, coverage and both error rates at the operating point (markdown lines)."""
     threshold, band = metrics["threshold"], metrics.get("uncertain_band", 0.1)
+    fake_band = metrics.get("fake_band", band)  # metrics written before asymmetric folders: symmetric
     shares = metrics.get("verdict_shares") or {}
+    path = "`predict()`, the app path" if metrics.get("mode") == "predict" else "whole-image classification"
+    cuts = f"Fake from {threshold + fake_band:.3f} up, Real below {threshold - band:.3f}"
+    if fake_band == band:
+        opening = f"Verdicts at threshold {threshold:.2f} with Uncertain band ±{band:.3f} ({cuts}), through {path}:"
+    else:  # the Fake cut was raised alone (training.calibration --asymmetric): "±" would misstate it
+        opening = f"Verdicts at threshold {threshold:.2f} with Uncertain band -{band:.3f} / +{fake_band:.3f} ({cuts}), through {path}:"
     lines = [
-        f"Verdicts at threshold {threshold:.2f} with Uncertain band ±{band:.3f} (Fake from {threshold + band:.3f} up, "
-        f"Real below {threshold - band:.3f}), through {'`predict()`, the app path' if metrics.get('mode') == 'predict' else 'whole-image classification'}:",
+        opening,
         "",
         "| | value [Wilson 95%] |",
         "|---|---|",

@@ -103,8 +103,10 @@ def detect_ui(payload, threshold, state: dict | None):
 def rethreshold_ui(threshold, state: dict | None):
     threshold = check_threshold(threshold, allow_none=False)
     if not state or "analysis" not in state:
-        return gr.update(), gr.update(), gr.update(), band_text(threshold, get_detector().band)
-    return (*render(state["analysis"], threshold), band_text(threshold, state["analysis"].prediction.uncertain_band))
+        detector = get_detector()
+        return gr.update(), gr.update(), gr.update(), band_text(threshold, detector.band, detector.fake_band)
+    decided = state["analysis"].prediction  # the slider moves the threshold; both cuts keep their distance from it
+    return (*render(state["analysis"], threshold), band_text(threshold, decided.uncertain_band, decided.fake_band))
 
 
 # ---------------------------------------------------------------- API functions (gradio_client)
@@ -132,7 +134,7 @@ def predict_api(image, threshold=None, include_overlay=False) -> dict:
         threshold: decision threshold on the fake probability, a number in [0, 1]; leave it out to use the model's own.
         include_overlay: true to add pictures as data URIs: the annotated photo (`overlay`) and a Grad-CAM heatmap per face.
     Returns:
-        A dict: `verdict` ("Real", "Fake" or "Uncertain"; with several faces "Fake" only when enough of them are, see `photo_rule`), `fake_probability` (the most suspicious face's), `faces_judged`, `faces_flagged` (faces called Fake), `photo_rule`, `threshold`, `uncertain_band`, `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`; `provenance`: what the file says about itself (Content Credentials, IPTC source type, generator metadata, camera EXIF), with `declared_verdict` "Fake" only for a trusted signed declaration of AI generation.
+        A dict: `verdict` ("Real", "Fake" or "Uncertain"; with several faces "Fake" only when enough of them are, see `photo_rule`), `fake_probability` (the most suspicious face's), `faces_judged`, `faces_flagged` (faces called Fake), `photo_rule`, `threshold`, `uncertain_band` and `fake_band` (a face is Real below threshold - uncertain_band, Fake from threshold + fake_band up, Uncertain between; the two bands differ when the model raised its Fake cut alone), `model`, `face_found`, and `faces`, one dict per face, largest first, with `box` [x, y, width, height], `crop_box` [x0, y0, x1, y1], `fake_probability` and `verdict`; `provenance`: what the file says about itself (Content Credentials, IPTC source type, generator metadata, camera EXIF), with `declared_verdict` "Fake" only for a trusted signed declaration of AI generation.
     """
     data = read_upload(image)  # first, so that the upload is deleted whatever is wrong with the rest
     threshold = check_threshold(threshold)

@@ -33,7 +33,8 @@ model, not a map of edited pixels).
 * Find every face in an uploaded, pasted or webcam photo and give each its own verdict: **Real**, **Fake** or
   **Uncertain**. The default model says Fake or Real only when it is very sure, and never Real for a face unlike the
   faces it was trained on (an old black-and-white photo, say): **Uncertain is its most common answer**, with the
-  probability beside it.
+  probability beside it. A model may ask more of a Fake verdict than of a Real one (its Fake cut can sit above the
+  Real cut's mirror image); *Advanced*, under the photo, gives both cuts.
 * Recognise faces made by the generators it was trained on: **StarGAN**, **AttGAN** (attribute editing of real
   faces), **StyleGAN / StyleGAN2 / ThisPersonDoesNotExist**, **Stable Diffusion 2.1** and about forty modern
   variants (Stable Diffusion 1.5 fine-tunes, SDXL, Kolors, FLUX.1-based identity methods, DALL-E 2, OmniGen,

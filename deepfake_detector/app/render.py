@@ -54,12 +54,43 @@ def provenance_html(provenance: Provenance | None) -> str:
     return f'<p class="dfd-provenance" style="margin:4px 0">{line}.</p>'
 
 
-def band_text(threshold: float, band: float) -> str:
-    low, high = max(0.0, threshold - band), min(1.0, threshold + band)
+def cut(value: float) -> str:
+    """A cut on the probability: two decimals, a third where it has one (a Fake cut of 0.995 must not read 0.99,
+    the score of a face it leaves Uncertain)."""
+    text = f"{value:.3f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def cuts(threshold: float, band: float, fake_band: float | None = None) -> tuple[str, str]:
+    """(Real cut, Fake cut) as shown: Real below the first, Fake from the second up, each clipped to [0, 1]."""
+    fake_band = band if fake_band is None else fake_band
+    return cut(max(0.0, threshold - band)), cut(min(1.0, threshold + fake_band))
+
+
+def band_text(threshold: float, band: float, fake_band: float | None = None) -> str:
+    """The slider's sentence. Symmetric (`fake_band` None or equal to `band`): threshold ± band. Asymmetric: the two
+    cuts, since "±" would hide that the Fake cut was raised alone; both move with the slider."""
+    if fake_band is None or fake_band == band:  # as it always read
+        low, high = max(0.0, threshold - band), min(1.0, threshold + band)
+        return (
+            f"Decision threshold **{threshold:.2f}** on the calibrated fake probability. Scores from **{low:.2f}** up to "
+            f"**{high:.2f}** (threshold ± {band:.2f}) are reported as **Uncertain**; above that **Fake**, below it **Real**."
+        )
+    low, high = cuts(threshold, band, fake_band)
+    why = (": this model asks more of a Fake verdict than of a Real one, since calling a real photo fake is the costlier"
+           " error") if fake_band > band else ""
     return (
-        f"Decision threshold **{threshold:.2f}** on the calibrated fake probability. Scores from **{low:.2f}** up to "
-        f"**{high:.2f}** (threshold ± {band:.2f}) are reported as **Uncertain**; above that **Fake**, below it **Real**."
+        f"Decision threshold **{threshold:.2f}** on the calibrated fake probability. **Fake** from **{high}** up "
+        f"(threshold + {cut(fake_band)}), **Real** below **{low}** (threshold - {cut(band)}), **Uncertain** between{why}."
     )
+
+
+def operating_point_text(prediction: Prediction) -> str:
+    """The summary's last line on the cuts: "uncertain band ± 0.45" when symmetric, else both cuts."""
+    if prediction.fake_band == prediction.uncertain_band:
+        return f"Threshold {prediction.threshold:.2f}, uncertain band ± {prediction.uncertain_band:.2f}."
+    low, high = cuts(prediction.threshold, prediction.uncertain_band, prediction.fake_band)
+    return f"Threshold {prediction.threshold:.2f}: Fake from {high}, Real below {low}."
 
 
 HEATMAP_NOTE = (
@@ -101,13 +132,13 @@ def summary(prediction: Prediction) -> str:
         flagged, judged = prediction.faces_flagged, prediction.faces_judged
         rule = f" **{flagged} of {judged}{' judged' if judged < len(faces) else ''} faces {'looks' if flagged == 1 else 'look'} generated.** {prediction.photo_rule}"
     return (f"## Verdict: {prediction.verdict}\n\n{found}{rule} Highest fake probability: **{prediction.fake_probability:.2f}**."
-            f"\n\nThreshold {prediction.threshold:.2f}, uncertain band ± {prediction.uncertain_band:.2f}. Model: `{prediction.model}`.")
+            f"\n\n{operating_point_text(prediction)} Model: `{prediction.model}`.")
 
 def render(analysis: Analysis | None, threshold: float) -> tuple[str, str, str]:
     """(summary markdown, annotated photo HTML, per-face gallery HTML) for `analysis` at `threshold`."""
     if analysis is None:
         return "", "", ""
-    prediction = analysis.prediction.rethreshold(threshold)
+    prediction = analysis.prediction.rethreshold(threshold)  # both cuts keep their distance from the threshold
     faces = prediction.faces if prediction.face_found else []
     numbers = left_to_right([face.box for face in faces])
     photo = annotate(analysis.display, analysis.scale, [(face.box, face.verdict) for face in faces], numbers)

@@ -14,6 +14,7 @@ from deepfake_detector.model import calibrated_fake_probability, fake_margin, si
 from training.calibration import (
     apply_map,
     calibrate,
+    config_values,
     expected_calibration_error,
     fit_isotonic,
     fit_platt,
@@ -115,6 +116,64 @@ def test_a_photo_bound_widens_the_band_until_the_everyday_photos_hold_it():
     assert with_photos["validation_photo_faces"] == 100 and with_photos["max_photo_false_fake_rate"] == 0.03
     with pytest.raises(ValueError, match="everyday photos"):
         operating_point(probability, labels, photos=np.zeros(4000, dtype=bool), max_photo_false_fake=0.03)
+
+
+def _photo_population(top: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probability, labels, photos): 900 portraits and 3000 fakes far from the cuts, and 100 everyday-photo reals,
+    94 at 0.2 and six at `top`: each photo is 1% of them, so a 3% bound lets exactly three through."""
+    rng = np.random.default_rng(6)
+    photos = np.concatenate([np.full(94, 0.2), top])
+    probability = np.concatenate([rng.uniform(0.0, 0.3, 900), photos, rng.uniform(0.7, 1.0, 3000)])
+    labels = np.concatenate([np.zeros(1000), np.ones(3000)]).astype(int)
+    return probability, labels, np.concatenate([np.zeros(900), np.ones(100), np.zeros(3000)]).astype(bool)
+
+
+def test_asymmetric_raises_the_fake_cut_alone_to_the_lowest_that_holds_the_photo_bound():
+    """Six photos above the symmetric grid's top cut (0.95): the band stays 0.45 (Real below 0.05, as it ships) and
+    misses; the Fake cut must pass the fourth highest photo (0.962), so the first grid cut that holds 3% is 0.965."""
+    probability, labels, photos = _photo_population([0.952, 0.957, 0.962, 0.972, 0.982, 0.992])
+    symmetric = operating_point(probability, labels, photos=photos, max_photo_false_fake=0.03)
+    point = operating_point(probability, labels, photos=photos, max_photo_false_fake=0.03, asymmetric=True)
+    assert symmetric["uncertain_band"] == 0.45 and not symmetric["target_met_on_validation"] and "fake_band" not in symmetric
+    assert {key: value for key, value in point.items() if key in symmetric} == symmetric  # the Real side and its record unchanged
+    assert point["fake_band"] == pytest.approx(0.465) and point["fake_band_photo_target_met_on_validation"]
+    assert point["validation_photo_false_fake_rate_at_fake_band"] == pytest.approx(0.03)
+    assert symmetric["validation_photo_false_fake_rate"] == pytest.approx(0.06)
+    real = probability[labels == 0]
+    assert point["validation_false_fake_rate_at_fake_band"] == pytest.approx(np.mean(real >= 0.965)) == pytest.approx(0.003)
+    fake = probability[labels == 1]
+    assert point["validation_fake_uncertain_rate_at_fake_band"] == pytest.approx(np.mean((fake >= 0.05) & (fake < 0.965)))
+    assert point["validation_real_uncertain_rate_at_fake_band"] == pytest.approx(np.mean((real >= 0.05) & (real < 0.965)))
+    assert config_values(point)["fake_band"] == point["fake_band"] and "fake_band" not in config_values(symmetric)
+
+
+def test_asymmetric_starts_at_the_symmetric_band_and_records_a_missed_bound():
+    # Four photos above every cut (4% > 3%): the grid's top (Fake from 0.995), recorded as missed.
+    probability, labels, photos = _photo_population([0.952, 0.957, 0.996, 0.997, 0.998, 0.999])
+    point = operating_point(probability, labels, photos=photos, max_photo_false_fake=0.03, asymmetric=True)
+    assert point["fake_band"] == pytest.approx(0.495) and not point["fake_band_photo_target_met_on_validation"]
+    assert point["validation_photo_false_fake_rate_at_fake_band"] == pytest.approx(0.04)
+    # A symmetric band that already holds the bound: the Fake cut stays where it is (the grid starts at the band).
+    probability, labels, photos = _photo_population([0.2] * 6)
+    point = operating_point(probability, labels, photos=photos, max_photo_false_fake=0.03, asymmetric=True)
+    assert point["fake_band"] == point["uncertain_band"] < 0.45 and point["fake_band_photo_target_met_on_validation"]
+    with pytest.raises(ValueError, match="max_photo_false_fake"):
+        operating_point(probability, labels, photos=photos, asymmetric=True)
+
+
+def test_a_symmetric_recalibration_removes_the_fake_band_an_asymmetric_one_wrote(tmp_path):
+    from training.calibration import write_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "x", "threshold": 0.3, "uncertain_band": 0.1}))
+    probability, labels, photos = _photo_population([0.952, 0.957, 0.962, 0.972, 0.982, 0.992])
+    asymmetric = operating_point(probability, labels, photos=photos, max_photo_false_fake=0.03, asymmetric=True)
+    config = write_config(tmp_path, asymmetric)
+    assert json.loads((tmp_path / "config.json").read_text()) == config
+    assert (config["threshold"], config["uncertain_band"], config["fake_band"]) == (0.5, 0.45, asymmetric["fake_band"])
+    assert config["architecture"] == "x" and config["calibration"]["fake_band"] == config["fake_band"]
+    config = write_config(tmp_path, operating_point(probability, labels, photos=photos, max_photo_false_fake=0.03))
+    assert "fake_band" not in config and "fake_band" not in json.loads((tmp_path / "config.json").read_text())
+    assert config["uncertain_band"] == 0.45
 
 
 def test_a_missed_fake_bound_widens_the_band_until_both_rates_hold():
@@ -250,6 +309,36 @@ def test_dry_run_prints_the_operating_point_and_changes_no_file(tiny_folders, tm
     printed = json.loads(capsys.readouterr().out)
     assert printed["max_missed_fake_rate"] == 0.05 and 0.0 <= printed["uncertain_band"] <= 0.45
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
-    for bad in (["--max_missed_fake", "5"], ["--max_false_fake", "-0.1"], ["--dry_run", "--evaluate"]):
+    for bad in (["--max_missed_fake", "5"], ["--max_false_fake", "-0.1"], ["--dry_run", "--evaluate"], ["--asymmetric"]):
         with pytest.raises(SystemExit):
             calibration.main(["--model_dir", str(folder), "--dataset", str(dataset), *bad])
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason="needs the dev corpus (DFD_CORPUS, default ../shared/data/faces)")
+def test_the_cli_writes_an_asymmetric_fake_band_and_a_symmetric_run_removes_it(tiny_folders, tmp_path_factory, tmp_path, capsys):
+    """`--asymmetric` end to end on a folder copy: config.json and its calibration block get the printed fake_band,
+    and the folder loads with it; re-calibrating without the flag leaves a symmetric folder (no fake_band)."""
+    import shutil
+
+    from conftest import build_small_dataset
+
+    from deepfake_detector.model import load_detector
+    from training import calibration
+
+    # photo_facenet: four whole photos of four people, so its validation share is one everyday-photo face
+    dataset = build_small_dataset(tmp_path_factory, (("real", "ffhq"), ("fake", "stargan"), ("real", "photo_facenet")), 8, "--no_detect_faces")
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folders[1], folder)
+    capsys.readouterr()  # the builder's own output
+    flags = ["--model_dir", str(folder), "--dataset", str(dataset), "--method", "platt", "--max_photo_false_fake", "0.03"]
+    assert calibration.main([*flags, "--asymmetric"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    config = json.loads((folder / "config.json").read_text())
+    assert printed["validation_photo_faces"] >= 1 and config["uncertain_band"] == printed["uncertain_band"]
+    assert config["fake_band"] == config["calibration"]["fake_band"] == printed["fake_band"] >= printed["uncertain_band"]
+    assert "validation_photo_false_fake_rate_at_fake_band" in config["calibration"]
+    assert load_detector(folder).fake_band == printed["fake_band"]
+    assert calibration.main(flags) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert "fake_band" not in config and "fake_band" not in config["calibration"]
+    assert load_detector(folder).fake_band == config["uncertain_band"]

@@ -63,6 +63,27 @@ def test_the_shipped_model_card_is_what_the_template_renders():
     assert [line for line in card.splitlines() if line.startswith("#")] == [line for line in shipped.splitlines() if line.startswith("#")]
 
 
+def test_an_asymmetric_folder_s_card_states_both_cuts():
+    """A raised Fake cut (config.json `fake_band`, training.calibration --asymmetric): the card's operating point says
+    the Fake cut sits above the Real cut's mirror, with the validation rates at it; a symmetric folder's card does not."""
+    metrics, model_config, config = (json.loads((FUSED_MODEL / name).read_text()) for name in ("metrics.json", "config.json", "training_config.json"))
+    model_config.pop("fake_band", None)
+    symmetric = render_model_card(metrics, config, model_config)
+    assert "Real cut's mirror" not in symmetric and "-0.450 / +" not in symmetric and "The Uncertain band is ±0.450" in symmetric
+    block = model_config["calibration"] | {
+        "uncertain_band": 0.45, "max_photo_false_fake_rate": 0.03, "fake_band": 0.48, "fake_band_photo_target_met_on_validation": True,
+        "validation_photo_false_fake_rate_at_fake_band": 0.0254, "validation_false_fake_rate_at_fake_band": 0.0031,
+        "validation_real_uncertain_rate_at_fake_band": 0.65, "validation_fake_uncertain_rate_at_fake_band": 0.72,
+    }
+    card = render_model_card(metrics | {"uncertain_band": 0.45, "fake_band": 0.48}, config, model_config | {"uncertain_band": 0.45, "fake_band": 0.48, "calibration": block})
+    operating = card.split("**Operating point for the public.**")[1].split("## Bias")[0]
+    assert "The Uncertain band starts as ±0.450" in operating and "The Fake cut sits above the Real cut's mirror" in operating
+    assert "Real below 0.050 as above, but Fake from\n**0.980** up (threshold + 0.480" in operating
+    assert "everyday-photo faces called Fake 0.025" in operating and "all real faces called Fake\n0.003" in operating
+    assert "not met" not in operating and "{{" not in card
+    assert "with Uncertain band -0.450 / +0.480 (Fake from 0.980 up, Real below 0.050)" in card  # evaluate's operating point lines
+
+
 def test_a_hub_dataset_id_goes_into_the_yaml_datasets_list():
     metrics, model_config, config = (json.loads((BUNDLED_MODEL / name).read_text()) for name in ("metrics.json", "config.json", "training_config.json"))
     header = _header(render_model_card(metrics, config | {"hub_dataset_id": "org/faces"}, model_config))

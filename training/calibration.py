@@ -15,8 +15,14 @@ the crop whole (measured on validation: correlation 0.91 of the margins, mean ab
 2. The Uncertain band around 0.5, the narrowest for which at most `MAX_FALSE_FAKE` of the real validation faces get
    the verdict Fake (a real photo called fake is the error a public demo can least afford). `--max_missed_fake`
    bounds the fakes called Real as well (opt-in: a wider band, more Uncertain verdicts); `--dry_run` only prints.
+3. With `--asymmetric` (and `--max_photo_false_fake`): the band of step 2 stays the Real side, and the Fake cut alone
+   is raised (config.json `fake_band`, on FAKE_BAND_GRID up to 0.495) until at most that share of the validation's
+   everyday-photo faces is called Fake. Why: the symmetric band cannot pass 0.45 (a Real cut at 0.05 is what ships),
+   so the photo bound was missed (3.9% of held-out everyday photos called Fake); raising only the Fake cut keeps every
+   Real verdict and gives up only Fake verdicts. Without the flag a re-calibration removes any `fake_band`.
 
     python -m training.calibration --model_dir models/NAME --dataset data/faces-dataset [--evaluate]
+    python -m training.calibration --model_dir models/NAME --dataset DATA --method platt --max_photo_false_fake 0.03 --asymmetric
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ def fit_threshold(fake_probability: np.ndarray, labels: np.ndarray) -> float:
 DECISION_THRESHOLD = 0.5
 MAX_FALSE_FAKE = 0.05  # the stated rate: real validation faces called Fake at the default operating point
 BAND_GRID = np.round(np.arange(0.0, 0.4501, 0.005), 3)
+# The Fake cut's distances above the threshold (--asymmetric): the same steps, up to a Fake cut of 0.995.
+FAKE_BAND_GRID = np.round(np.arange(0.0, 0.4951, 0.005), 3)
 CV_FOLDS = 5
 
 
@@ -155,6 +163,7 @@ def cross_validate_methods(margins: np.ndarray, labels: np.ndarray, folds: int =
 def operating_point(
     probability: np.ndarray, labels: np.ndarray, max_false_fake: float = MAX_FALSE_FAKE, threshold: float = DECISION_THRESHOLD,
     max_missed_fake: float | None = None, photos: np.ndarray | None = None, max_photo_false_fake: float | None = None,
+    asymmetric: bool = False,
 ) -> dict:
     """The narrowest Uncertain band around `threshold` with at most `max_false_fake` of the real faces called Fake;
     if `max_missed_fake` is given, at most that share of the fake faces called Real; and if `max_photo_false_fake`
@@ -163,7 +172,11 @@ def operating_point(
     everyday photos (phones, groups, old scans) are what visitors bring, and a 5% bound over all reals let 11.7% of
     held-out photo collections' faces be called Fake (issue 22, `research.abstain`).
 
-    Verdicts: Fake from threshold + band up, Real below threshold - band, Uncertain between (`verdict_for`)."""
+    Verdicts: Fake from threshold + band up, Real below threshold - band, Uncertain between (`verdict_for`).
+    `asymmetric` (needs `max_photo_false_fake`): that band stays the Real side, and `fake_band` is added
+    (`asymmetric_fake_band`)."""
+    if asymmetric and max_photo_false_fake is None:
+        raise ValueError("asymmetric raises the Fake cut for the everyday-photo bound: it needs max_photo_false_fake")
     probability, labels = np.asarray(probability, dtype=np.float64), np.asarray(labels).astype(int)
     real, fake = probability[labels == 0], probability[labels == 1]
     photo_real = probability[(labels == 0) & np.asarray(photos, dtype=bool)] if photos is not None else np.zeros(0)
@@ -178,7 +191,7 @@ def operating_point(
             break
     met = chosen is not None
     band = chosen if met else float(BAND_GRID[-1])
-    return {
+    point = {
         "threshold": threshold,
         "uncertain_band": band,
         "max_false_fake_rate": max_false_fake,
@@ -191,18 +204,43 @@ def operating_point(
         "validation_missed_fake_rate": float((fake < threshold - band).mean()) if len(fake) else None,
         "validation_fake_uncertain_rate": float(((fake >= threshold - band) & (fake < threshold + band)).mean()) if len(fake) else None,
     }
+    if asymmetric:
+        point |= asymmetric_fake_band(real, fake, photo_real, threshold, band, max_photo_false_fake)
+    return point
+
+
+def asymmetric_fake_band(
+    real: np.ndarray, fake: np.ndarray, photo_real: np.ndarray, threshold: float, band: float, max_photo_false_fake: float,
+) -> dict:
+    """The Fake cut raised alone: the smallest `fake_band` on FAKE_BAND_GRID, from `band` up, calling at most
+    `max_photo_false_fake` of the everyday-photo real faces Fake (p >= threshold + fake_band); the grid's last value
+    when none does, recorded as missed. The rates at the new cut are recorded beside the symmetric band's (which the
+    keys without `_at_fake_band` keep describing), with the Real side unchanged: Real below threshold - band."""
+    grid = FAKE_BAND_GRID[FAKE_BAND_GRID >= band - 1e-9]
+    met = [float(value) for value in grid if (photo_real >= threshold + value).mean() <= max_photo_false_fake]
+    fake_band = met[0] if met else float(FAKE_BAND_GRID[-1])
+    cut = threshold + fake_band
+    return {
+        "fake_band": fake_band,
+        "fake_band_photo_target_met_on_validation": bool(met),
+        "validation_photo_false_fake_rate_at_fake_band": float((photo_real >= cut).mean()),
+        "validation_false_fake_rate_at_fake_band": float((real >= cut).mean()) if len(real) else None,
+        "validation_real_uncertain_rate_at_fake_band": float(((real >= threshold - band) & (real < cut)).mean()) if len(real) else None,
+        "validation_fake_uncertain_rate_at_fake_band": float(((fake >= threshold - band) & (fake < cut)).mean()) if len(fake) else None,
+    }
 
 
 def calibrate(
     margins: np.ndarray, labels: np.ndarray, method: str = "auto", max_false_fake: float = MAX_FALSE_FAKE,
     max_missed_fake: float | None = None, photos: np.ndarray | None = None, max_photo_false_fake: float | None = None,
+    asymmetric: bool = False,
 ) -> dict:
     """Calibration map, threshold 0.5 and Uncertain band from validation margins (n,) and labels (n,) (`photos`,
-    `max_photo_false_fake`: the everyday-photo bound of `operating_point`).
+    `max_photo_false_fake`: the everyday-photo bound of `operating_point`; `asymmetric`: its raised Fake cut).
 
     margins: logit(fake) - logit(real) per image (`deepfake_detector.model.fake_margin` of (n, 2) logits).
     Returns the config.json `calibration` block: the map's parameters, the method comparison, validation ECE before
-    and after and the operating point (`threshold`, `uncertain_band`)."""
+    and after and the operating point (`threshold`, `uncertain_band`, and with `asymmetric` `fake_band`)."""
     margins, labels = np.asarray(margins, dtype=np.float64), np.asarray(labels).astype(int)
     if margins.ndim != 1 or len(margins) != len(labels):
         raise ValueError(f"margins must be one number per label, got shape {margins.shape} for {len(labels)} labels.")
@@ -224,15 +262,27 @@ def calibrate(
             "validation_balanced_threshold_after": fit_threshold(calibrated, labels),
             "validation_images": int(len(labels)),
             **operating_point(calibrated, labels, max_false_fake=max_false_fake, max_missed_fake=max_missed_fake, photos=photos,
-                              max_photo_false_fake=max_photo_false_fake),
+                              max_photo_false_fake=max_photo_false_fake, asymmetric=asymmetric),
         }
     )
     return block
 
 
 def config_values(calibration: dict) -> dict:
-    """The config.json keys a calibration sets (temperature 1: the map replaces it; old folders keep theirs)."""
-    return {"threshold": calibration["threshold"], "uncertain_band": calibration["uncertain_band"], "temperature": 1.0, "calibration": calibration}
+    """The config.json keys a calibration sets (temperature 1: the map replaces it; old folders keep theirs), with
+    `fake_band` for an asymmetric one."""
+    values = {"threshold": calibration["threshold"], "uncertain_band": calibration["uncertain_band"], "temperature": 1.0, "calibration": calibration}
+    if "fake_band" in calibration:
+        values["fake_band"] = calibration["fake_band"]
+    return values
+
+
+def write_config(folder, calibration: dict) -> dict:
+    """Set a calibration's config.json keys. A symmetric one removes the `fake_band` an earlier asymmetric one left:
+    the folder's Fake cut must not outlive the calibration that chose it."""
+    from training.hub import update_config
+
+    return update_config(folder, drop=() if "fake_band" in calibration else ("fake_band",), **config_values(calibration))
 
 
 def app_path_margins(detector, split, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -265,12 +315,19 @@ def main(argv: list[str] | None = None) -> int:
         "--max_photo_false_fake", type=float, default=None,
         help="also at most this share of the validation faces of everyday photos (photo_* sources) called Fake (the default model: 0.03)",
     )
+    parser.add_argument(
+        "--asymmetric", action="store_true",
+        help="with --max_photo_false_fake: keep the symmetric band's Real cut and raise the Fake cut alone (config.json fake_band) "
+        "until the photo bound holds; without it a re-calibration is symmetric and removes fake_band",
+    )
     parser.add_argument("--dry_run", action="store_true", help="print the calibration and operating point; change no file")
     args = parser.parse_args(argv)
     for name in ("max_false_fake", "max_missed_fake", "max_photo_false_fake"):
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"--{name} must be a share between 0 and 1, got {value}")
+    if args.asymmetric and args.max_photo_false_fake is None:
+        parser.error("--asymmetric raises the Fake cut for the everyday-photo bound: pass --max_photo_false_fake too")
     if args.dry_run and args.evaluate:
         parser.error("--dry_run changes no file; it cannot --evaluate")
 
@@ -279,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from deepfake_detector.model import load_detector
     from training.data import load_built_dataset
-    from training.hub import update_config
 
     dataset = load_built_dataset(args.dataset)
     detector = load_detector(args.model_dir)
@@ -289,12 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     photos = np.array([is_photo_source(source) for source in dataset["validation"]["source"]], dtype=bool)
     result = calibrate(
         *app_path_margins(detector, dataset["validation"]), method=args.method, max_false_fake=args.max_false_fake,
-        max_missed_fake=args.max_missed_fake, photos=photos, max_photo_false_fake=args.max_photo_false_fake,
+        max_missed_fake=args.max_missed_fake, photos=photos, max_photo_false_fake=args.max_photo_false_fake, asymmetric=args.asymmetric,
     )
     print(json.dumps(result, indent=2))
     if args.dry_run:
         return 0
-    update_config(args.model_dir, **config_values(result))
+    write_config(args.model_dir, result)
     if args.evaluate:
         from training.evaluate import evaluate_records, records_from_dataset, write_outputs
         from training.model_card import write_model_card

@@ -102,11 +102,13 @@ def save_sharded(tensors: dict, folder: Path, max_shard_bytes: int = MAX_SHARD_B
     return files
 
 
-def update_config(folder: str | Path, **values) -> dict:
-    """Set root keys of an existing config.json (e.g. threshold and temperature after calibration)."""
+def update_config(folder: str | Path, drop: tuple[str, ...] = (), **values) -> dict:
+    """Set root keys of an existing config.json (e.g. threshold and temperature after calibration); remove `drop`."""
     path = Path(folder) / "config.json"
     config = json.loads(path.read_text())
     config.update(values)
+    for key in drop:
+        config.pop(key, None)
     path.write_text(json.dumps(config, indent=2))
     return config
 

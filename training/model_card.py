@@ -164,6 +164,7 @@ def render_model_card(
         calibration=calibration, ece=metrics.get("ece") or {},
         replaced=calibration.get("replaced") or (metrics.get("calibration") or {}).get("replaced") or {},
         band=model_config.get("uncertain_band", 0.1), threshold=model_config.get("threshold", 0.5),
+        fake_band=model_config.get("fake_band", model_config.get("uncertain_band", 0.1)),
         test_false_fake=_false_fake_on_test(metrics, calibration),
     )
 

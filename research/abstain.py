@@ -105,6 +105,28 @@ def pooled(net, data_config: dict, crops: list[np.ndarray]) -> np.ndarray:
         return net.forward_head(net.forward_features(batch), pre_logits=True).float().numpy()
 
 
+def depth_means(net, crops: list[np.ndarray]) -> np.ndarray:
+    """(n, depth + 1, D): the mean patch token after every layer of `net` (`research.clip_probe.layer_means`: the
+    feature a tower cut there with avg pool reads), then the normalised class token after the last (CLIP's final
+    embedding before its projection)."""
+    import torch
+
+    from deepfake_detector.preprocess import eval_tensor
+    from research.clip_probe import tower_data_config
+
+    outputs = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for block in net.blocks]
+    try:
+        with torch.inference_mode():
+            batch = torch.stack([eval_tensor(crop, tower_data_config(net)) for crop in crops])
+            net.forward_features(batch)
+            means = [out[:, net.num_prefix_tokens :].mean(1) for out in outputs]
+            return torch.stack([*means, net.norm(outputs[-1][:, 0])], dim=1).float().numpy()
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def extract(args) -> int:
     from tqdm import tqdm
 
@@ -116,6 +138,11 @@ def extract(args) -> int:
         raise SystemExit(f"{args.model} is not a fused folder (config.json has no 'fusion')")
     dataset = load_built_dataset(args.dataset)
     extra = {size: tower_at(detector, size) for size in args.also_sizes}
+    deep = None
+    if args.tower:  # the whole converted tower (research.convert_clip) at the first --also_sizes size: every depth's mean token
+        from research.clip_probe import build_tower
+
+        deep = build_tower(args.tower, 12, args.also_sizes[0] if args.also_sizes else 128, pool="token")  # its norm: ln_post
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     for name in args.splits:
@@ -126,6 +153,7 @@ def extract(args) -> int:
         rows = capped_rows(split["source"], args.train_cap if name == "train" else None)
         features, margins, probabilities = [], [], []
         at_size = {size: [] for size in extra}
+        at_depth = []
         for start in tqdm(range(0, len(rows), args.batch_size), desc=name, mininterval=30):
             crops = row_faces(split, rows[start : start + args.batch_size], detector.face_crop_scale)
             if args.sizes_only:  # the member's margins and the other sizes' features, not the folder's own tower
@@ -138,9 +166,12 @@ def extract(args) -> int:
             features.append(f), margins.append(m), probabilities.append(p)
             for size, (net, config) in extra.items():
                 at_size[size].append(pooled(net, config, crops))
+            if deep is not None:
+                at_depth.append(depth_means(deep, crops))
         partial = cache / f"{name}.partial.npz"
         np.savez(partial, rows=rows, features=np.concatenate(features), margins=np.concatenate(margins), probabilities=np.concatenate(probabilities),
-                 **{f"features_{size}": np.concatenate(values) for size, values in at_size.items()})
+                 **{f"features_{size}": np.concatenate(values) for size, values in at_size.items()},
+                 **({"depth_means": np.concatenate(at_depth).astype(np.float16)} if at_depth else {}))
         partial.replace(target)
     return 0
 
@@ -164,17 +195,22 @@ def lowest_cut(values: np.ndarray, share: float, grid: np.ndarray) -> float:
 
 
 def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos: list[str], photo_share: float,
-               strict_real: float, components: int) -> dict:
+               strict_real: float, components: int, C: float = 0.01, photo_weight: float = 1.0, reconstruction_weight: float = 1.0) -> dict:
     from deepfake_detector.familiarity import Familiarity
     from deepfake_detector.model import sigmoid
-    from research.lofo import HEADS, auc, fit_head
+    from research.depth_probe import family_weights, fit_probe
+    from research.lofo import auc
     from training.calibration import BAND_GRID, calibrate
 
     # held out: the family, its photo collections, and any reconstruction of those collections' faces (--extra_fakes)
     held = (table["family"] == family) | np.isin(table["source"], photos) | np.isin(table["source"], [f"reconstructed_{p}" for p in photos])
     train = np.flatnonzero(~held & (table["split"] == "train"))
     validation = np.flatnonzero(~held & (table["split"] == "validation"))
-    probe = fit_head(x, table, train, HEADS["C0.01-families"])
+    # the shipped head (research.lofo's "C0.01-families"), the everyday photos' rows weighing `photo_weight` times more
+    weights = family_weights(table["label"][train], table["family"][train], table["source"][train])
+    weights[np.char.startswith(table["source"][train].astype(str), "photo_")] *= photo_weight
+    weights[table["family"][train].astype(str) == "reconstruction"] *= reconstruction_weight
+    probe = fit_probe(x[train], table["label"][train], sample_weight=weights * len(train) / weights.sum(), C=C)
     block = calibrate(probe.decision_function(x[validation]), table["label"][validation], method="platt")
     p = sigmoid(block["slope"] * probe.decision_function(x) + block["intercept"])
     threshold, band = block["threshold"], block["uncertain_band"]
@@ -189,12 +225,15 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     limit = familiarity.limit
     far = familiarity.unlike(clip)
     wide = min(max(band, fake_from_photo - threshold), float(BAND_GRID[-1]))  # as training.calibration: its grid ends at 0.45
+    # training.calibration --asymmetric: the wide Real cut as shipped, the Fake cut raised alone (band up to 0.495)
+    fake_from_asymmetric = min(max(threshold + wide, fake_from_photo), threshold + 0.495)
     rules = {
         "symmetric": (threshold + band, threshold - band, None),
         "photo-aware symmetric": (threshold + wide, threshold - wide, None),
         "photo-aware symmetric + unlike training": (threshold + wide, threshold - wide, far),
         "photo-aware": (fake_from_photo, threshold - band, None),
         "photo-aware + unlike training": (fake_from_photo, threshold - band, far),
+        "asymmetric + unlike training": (fake_from_asymmetric, threshold - wide, far),
         "photo-aware + strict real": (fake_from_photo, real_strict, None),
         "photo-aware + unlike training + strict real": (fake_from_photo, real_strict, far),
     }
@@ -212,13 +251,19 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     return out
 
 
-def load_cache(cache: Path, table: dict, size: int | None = None) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """(the table's rows the cache holds, CLIP features (at `size` px, else the folder's own), CNN margins, shipped P)."""
+def load_cache(cache: Path, table: dict, size: int | None = None, depths: list[int] | None = None) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """(the table's rows the cache holds, CLIP features (at `size` px, else the folder's own; with `depths`, the whole
+    tower's mean tokens after those layers side by side, 13 = the final class token), CNN margins, shipped P)."""
     parts = [np.load(cache / f"{name}.npz") for name in SPLITS]
     offsets = np.cumsum([0] + [int((table["split"] == name).sum()) for name in SPLITS])
     rows = np.concatenate([offset + part["rows"] for offset, part in zip(offsets, parts)])
     key = f"features_{size}" if size else "features"
-    return ({column: values[rows] for column, values in table.items()}, np.concatenate([part[key] for part in parts]),
+    if depths:
+        stack = np.concatenate([part["depth_means"] for part in parts]).astype(np.float32)
+        clip = np.hstack([stack[:, depth - 1] for depth in depths])
+    else:
+        clip = np.concatenate([part[key] for part in parts])
+    return ({column: values[rows] for column, values in table.items()}, clip,
             np.concatenate([part["margins"] for part in parts]), np.concatenate([part["probabilities"] for part in parts]))
 
 
@@ -289,7 +334,7 @@ def screen(args) -> int:
     from training.sources import FAMILIES
 
     _, table = load_table(args.dataset)
-    table, clip, margins, _ = load_cache(Path(args.cache), table, args.size)
+    table, clip, margins, _ = load_cache(Path(args.cache), table, args.size, args.depths)
     families = [name for name, _ in FAMILIES if (table["family"] == name).any()]
     if args.extra_fakes:  # research.reconstruct: more train fakes, of a family of their own that no fold holds out
         extra = np.load(args.extra_fakes)
@@ -300,7 +345,9 @@ def screen(args) -> int:
         clip, margins = np.vstack([clip, extra[f"features_{args.size}"]]), np.r_[margins, extra["margins"]]
     x = np.hstack([clip, margins[:, None]])
     folds_of = photo_folds(table, families)
-    folds = [fold_rules(x, clip, table, family, folds_of[family], args.photo_share, args.strict_real, args.components) for family in families]
+    folds = [fold_rules(x, clip, table, family, folds_of[family], args.photo_share, args.strict_real, args.components, args.C, args.photo_weight,
+                        args.reconstruction_weight)
+             for family in families]
     summary = summarize(folds)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -339,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     features.add_argument("--sizes_only", action="store_true", help="skip the folder's own tower (its features and P(fake) left empty)")
     features.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     features.add_argument("--also_sizes", type=int, nargs="*", default=[128], help="the same tower's features at these input sizes too (px)")
+    features.add_argument("--tower", help="research.convert_clip's whole tower: also cache every depth's features (depth_means)")
     rules = commands.add_parser("screen")
     rules.add_argument("--dataset", required=True)
     rules.add_argument("--cache", required=True)
@@ -346,8 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     rules.add_argument("--photo_share", type=float, default=0.03)
     rules.add_argument("--strict_real", type=float, default=0.01)
     rules.add_argument("--components", type=int, default=32)
+    rules.add_argument("--C", type=float, default=0.01, help="the head's inverse L2 strength (shipped: 0.01)")
+    rules.add_argument("--reconstruction_weight", type=float, default=1.0, help="--extra_fakes rows weigh this many times what a family's share gives them")
+    rules.add_argument("--photo_weight", type=float, default=1.0, help="everyday-photo rows weigh this many times more in the head (shipped: 1)")
     rules.add_argument("--extra_fakes", help="research.reconstruct's npz: reconstructed real train faces added as train fakes")
     rules.add_argument("--size", type=int, default=None, help="the features the tower gave at this input size (features --also_sizes)")
+    rules.add_argument("--depths", type=int, nargs="*", default=None, help="the whole tower's features after these layers instead (features --tower; 13: final class token)")
     familiar = commands.add_parser("familiarity", help="write a folder's familiarity from the cache (its own tower's features)")
     familiar.add_argument("--dataset", required=True)
     familiar.add_argument("--cache", required=True)

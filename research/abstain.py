@@ -17,6 +17,8 @@ operating rules compared on each fold's held-out fakes and photos:
   collections, not portraits) are called Fake (one number in config.json, as today);
 - `photo-aware`: the Fake cut raised until <= 3% of the validation *photos* (everyday-photo collections, not
   portraits) and <= 5% of all validation reals are called Fake; the Real cut as in `symmetric`;
+- `asymmetric`: the Real cut of `photo-aware symmetric`, the Fake cut raised alone to `photo-aware`'s (capped at
+  threshold + 0.495): what `training.calibration --max_photo_false_fake 0.03 --asymmetric` ships;
 - `+ unlike training`: besides, a face whose features lie farther from the training faces (Mahalanobis distance in
   the top principal components of the train split's features, the limit the 95th percentile of the validation
   faces' distances) is never called Real;

@@ -87,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     read = lambda path: json.loads(Path(path).read_text()) if path else None  # noqa: E731
     default = candidates[args.default]
     baseline = json.loads(Path(args.baseline_lofo or args.lofo).read_text())["candidates"][args.baseline]
+    screens = (f"The screens: `{args.lofo}` (this model) and `{args.baseline_lofo}`." if args.baseline_lofo
+               else f"The screen: `{args.lofo}` (both rules, the same folds).")
     text = f"""## Unseen generators: leave one family out (issue 22)
 
 Each generator family was held out whole (every split), with a disjoint set of everyday-photo collections; the head was
 fitted on the train split of the rest and calibrated on its validation split exactly as the shipped head is, then
 scored on what it never saw, at this model's operating rule (`{args.default}`); the comparison column is
-{args.baseline_label}. The screens: `{args.lofo}` (this model) and `{args.baseline_lofo or args.lofo}`.
+{args.baseline_label}. {screens}
 
 {family_table(default, baseline, ("this model", args.baseline_label.split(" (")[0]))}
 

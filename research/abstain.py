@@ -241,6 +241,8 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     }
     out = {"family": family, "photo_collections": photos, "auc_vs_fold_photos": auc(p[fakes], p[photo_rows]),
            "validation_photos": int(len(val_photo)), "distance_limit": limit,
+           # P(fake) of the held-out faces, in table order, for paired comparisons (research.compare_folds)
+           "scores": {"held_out_fakes": np.round(p[fakes], 5).tolist(), "held_out_photos": np.round(p[photo_rows], 5).tolist()},
            "far_share": {"held_out_fakes": float(far[fakes].mean()), "held_out_photos": float(far[photo_rows].mean()) if len(photo_rows) else None},
            "rules": {}}
     for name, (fake_from, real_below, never) in rules.items():

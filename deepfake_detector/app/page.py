@@ -45,7 +45,7 @@ model, not a map of edited pixels).
 
 ## What it cannot do
 * It is **not proof**. A score is a statistical estimate from one model; it can be wrong in both directions,
-  especially on generators it never saw (with each generator family held out of training it caught 20-47% of that
+  especially on generators it never saw (with each generator family held out of training it caught 18-47% of that
   family's faces; the model card has the table), face swaps, heavy compression, blur, filters, screenshots or very
   small faces.
 * It is **not forensic or legal evidence** and must not be used to accuse anyone.

@@ -202,7 +202,7 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     from deepfake_detector.model import sigmoid
     from research.depth_probe import family_weights, fit_probe
     from research.lofo import auc
-    from training.calibration import BAND_GRID, calibrate
+    from training.calibration import BAND_GRID, asymmetric_fake_band, calibrate
 
     # held out: the family, its photo collections, and any reconstruction of those collections' faces (--extra_fakes)
     held = (table["family"] == family) | np.isin(table["source"], photos) | np.isin(table["source"], [f"reconstructed_{p}" for p in photos])
@@ -227,8 +227,8 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     limit = familiarity.limit
     far = familiarity.unlike(clip)
     wide = min(max(band, fake_from_photo - threshold), float(BAND_GRID[-1]))  # as training.calibration: its grid ends at 0.45
-    # training.calibration --asymmetric: the wide Real cut as shipped, the Fake cut raised alone (band up to 0.495)
-    fake_from_asymmetric = min(max(threshold + wide, fake_from_photo), threshold + 0.495)
+    # training.calibration --asymmetric, its own function: the wide Real cut as shipped, the Fake cut raised alone
+    fake_from_asymmetric = threshold + asymmetric_fake_band(p[val_real], p[val_fake], p[val_photo], threshold, wide, photo_share)["fake_band"]
     rules = {
         "symmetric": (threshold + band, threshold - band, None),
         "photo-aware symmetric": (threshold + wide, threshold - wide, None),

@@ -21,15 +21,10 @@ from pathlib import Path
 import numpy as np
 
 
-def _auc(fake: np.ndarray, real: np.ndarray) -> float:
-    """ROC AUC by ranks (ties count half): P(a fake scores above a real)."""
-    greater = (fake[:, None] > real[None, :]).mean()
-    ties = (fake[:, None] == real[None, :]).mean()
-    return float(greater + ties / 2)
-
-
 def worst_aucs(folds_a: list[dict], folds_b: list[dict], families: list[str], draws: int, seed: int = 0) -> np.ndarray:
     """(draws, 2): the minimum over `families` of each candidate's AUC, per paired resample."""
+    from research.lofo import auc
+
     rng = np.random.default_rng(seed)
     by_family = [(a, b) for a, b in zip(folds_a, folds_b) if a["family"] in families]
     out = np.empty((draws, 2))
@@ -40,7 +35,7 @@ def worst_aucs(folds_a: list[dict], folds_b: list[dict], families: list[str], dr
             i, j = rng.integers(0, fakes, fakes), rng.integers(0, photos, photos)
             for k, fold in enumerate((a, b)):
                 f, r = np.asarray(fold["scores"]["held_out_fakes"]), np.asarray(fold["scores"]["held_out_photos"])
-                worst[k] = min(worst[k], _auc(f[i], r[j]))
+                worst[k] = min(worst[k], auc(f[i], r[j]))
         out[draw] = worst
     return out
 

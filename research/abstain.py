@@ -197,7 +197,8 @@ def lowest_cut(values: np.ndarray, share: float, grid: np.ndarray) -> float:
 
 
 def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos: list[str], photo_share: float,
-               strict_real: float, components: int, C: float = 0.01, photo_weight: float = 1.0, reconstruction_weight: float = 1.0) -> dict:
+               strict_real: float, components: int, C: float = 0.01, photo_weight: float = 1.0, reconstruction_weight: float = 1.0,
+               late_fusion: bool = False) -> dict:
     from deepfake_detector.familiarity import Familiarity
     from deepfake_detector.model import sigmoid
     from research.depth_probe import family_weights, fit_probe
@@ -212,9 +213,14 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
     weights = family_weights(table["label"][train], table["family"][train], table["source"][train])
     weights[np.char.startswith(table["source"][train].astype(str), "photo_")] *= photo_weight
     weights[table["family"][train].astype(str) == "reconstruction"] *= reconstruction_weight
-    probe = fit_probe(x[train], table["label"][train], sample_weight=weights * len(train) / weights.sum(), C=C)
-    block = calibrate(probe.decision_function(x[validation]), table["label"][validation], method="platt")
-    p = sigmoid(block["slope"] * probe.decision_function(x) + block["intercept"])
+    if late_fusion:  # the CLIP head alone on train, then its score and the CNN margin weighed on validation
+        probe = fit_probe(x[train, :-1], table["label"][train], sample_weight=weights * len(train) / weights.sum(), C=C)
+        scores = late_fused(np.c_[probe.decision_function(x[:, :-1]), x[:, -1]], table, validation)
+    else:
+        probe = fit_probe(x[train], table["label"][train], sample_weight=weights * len(train) / weights.sum(), C=C)
+        scores = probe.decision_function(x)
+    block = calibrate(scores[validation], table["label"][validation], method="platt")
+    p = sigmoid(block["slope"] * scores + block["intercept"])
     threshold, band = block["threshold"], block["uncertain_band"]
     fakes, photo_rows = np.flatnonzero(table["family"] == family), np.flatnonzero(np.isin(table["source"], photos))
     val_real = validation[table["label"][validation] == 0]
@@ -235,6 +241,7 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
         "photo-aware symmetric + unlike training": (threshold + wide, threshold - wide, far),
         "photo-aware": (fake_from_photo, threshold - band, None),
         "photo-aware + unlike training": (fake_from_photo, threshold - band, far),
+        "asymmetric": (fake_from_asymmetric, threshold - wide, None),
         "asymmetric + unlike training": (fake_from_asymmetric, threshold - wide, far),
         "photo-aware + strict real": (fake_from_photo, real_strict, None),
         "photo-aware + unlike training + strict real": (fake_from_photo, real_strict, far),
@@ -253,6 +260,19 @@ def fold_rules(x: np.ndarray, clip: np.ndarray, table: dict, family: str, photos
             "validation_reals": rates(p[val_real], fake_from, real_below, never[val_real] if never is not None else None),
         }
     return out
+
+
+def late_fused(z: np.ndarray, table: dict, rows: np.ndarray) -> np.ndarray:
+    """Two scores a face (the CLIP head's decision on train-fitted weights, the CNN margin) combined by a logistic
+    regression fitted on `rows` (the fold's validation split, families weighted): the weights of the two come from
+    faces neither was fitted on, so the CLIP head's train-set confidence does not decide them."""
+    from sklearn.linear_model import LogisticRegression
+
+    from research.depth_probe import family_weights
+
+    weights = family_weights(table["label"][rows], table["family"][rows], table["source"][rows])
+    combiner = LogisticRegression(C=1.0).fit(z[rows], table["label"][rows], sample_weight=weights)
+    return combiner.decision_function(z)
 
 
 def load_cache(cache: Path, table: dict, size: int | None = None, depths: list[int] | None = None) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
@@ -306,10 +326,23 @@ def as_lofo_candidate(folds: list[dict], rule: str) -> dict:
             "held_out_photos": n, "per_family": per_family, "rule": rule}
 
 
-def render(summary: dict, folds: list[dict]) -> str:
+def variant(settings: dict) -> str:
+    """What a screen changed from the shipped recipe, in words (its --cnn_only / --fold_margins / --late_fusion)."""
+    parts = []
+    if settings.get("cnn_only"):
+        parts.append("the head reads the CNN margin alone (a Platt map of the CNN; no CLIP features)")
+    if settings.get("fold_margins"):
+        parts.append(f"each fold's CNN margin comes from the CNN retrained without that fold (`research.cnn_folds`, `{settings['fold_margins']}`)")
+    if settings.get("late_fusion"):
+        parts.append("the CLIP head is fitted alone on train and its score weighed against the CNN margin on the fold's validation split")
+    return ("**This screen's variant:** " + "; ".join(parts) + ".") if parts else ""
+
+
+def render(summary: dict, folds: list[dict], settings: dict | None = None) -> str:
     families = [fold["family"] for fold in folds]
+    note = variant(settings or {})
     lines = [
-        "# Abstention and the photos' operating point (issue 22)", "",
+        "# Abstention and the photos' operating point (issue 22)", "", *([note, ""] if note else []),
         "Leave-one-family-out folds of `research.lofo` (the shipped recipe refitted per fold: CLIP depth 4 float net of "
         "the int8 weights + CNN margin, C=0.01, families weighted, Platt on the fold's validation split). Each cell: "
         "held-out family's faces caught as Fake / called Real. Photos: the fold's held-out photo collections, pooled "
@@ -333,6 +366,25 @@ def render(summary: dict, folds: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fold_margins(args, family: str, margins: np.ndarray) -> np.ndarray:
+    """The CNN margin a fold's head reads: the shipped member's, or (`--fold_margins`, `research.cnn_folds`) the margins
+    of the CNN retrained without that fold's family and photo collections."""
+    if not args.fold_margins:
+        return margins
+    path = Path(args.fold_margins) / f"margins-{family}.npy"
+    if not path.is_file():
+        raise SystemExit(f"--fold_margins: no {path} (research.cnn_folds train scores one file per fold)")
+    fold = np.load(path)
+    if len(fold) != len(margins):
+        raise SystemExit(f"--fold_margins: {path} has {len(fold)} rows, the cache {len(margins)} (a capped cache or --extra_fakes?)")
+    return fold
+
+
+def head_inputs(clip: np.ndarray, margins: np.ndarray, cnn_only: bool = False) -> np.ndarray:
+    """The fused head's input: the tower's features and the CNN margin (`--cnn_only`: the margin alone)."""
+    return margins[:, None] if cnn_only else np.hstack([clip, margins[:, None]])
+
+
 def screen(args) -> int:
     from research.lofo import load_table, photo_folds
     from training.sources import FAMILIES
@@ -340,6 +392,8 @@ def screen(args) -> int:
     _, table = load_table(args.dataset)
     table, clip, margins, _ = load_cache(Path(args.cache), table, args.size, args.depths)
     families = [name for name, _ in FAMILIES if (table["family"] == name).any()]
+    if args.extra_fakes and args.fold_margins:
+        raise SystemExit("--fold_margins has no margins for --extra_fakes rows")
     if args.extra_fakes:  # research.reconstruct: more train fakes, of a family of their own that no fold holds out
         extra = np.load(args.extra_fakes)
         n = len(extra["margins"])
@@ -347,18 +401,18 @@ def screen(args) -> int:
                  "source": np.r_[table["source"].astype(str), np.char.add("reconstructed_", extra["sources"].astype(str))],
                  "family": np.r_[table["family"].astype(str), np.full(n, "reconstruction")]}
         clip, margins = np.vstack([clip, extra[f"features_{args.size}"]]), np.r_[margins, extra["margins"]]
-    x = np.hstack([clip, margins[:, None]])
     folds_of = photo_folds(table, families)
-    folds = [fold_rules(x, clip, table, family, folds_of[family], args.photo_share, args.strict_real, args.components, args.C, args.photo_weight,
-                        args.reconstruction_weight)
+    folds = [fold_rules(head_inputs(clip, fold_margins(args, family, margins), args.cnn_only), clip, table, family, folds_of[family],
+                        args.photo_share, args.strict_real, args.components, args.C, args.photo_weight, args.reconstruction_weight,
+                        args.late_fusion)
              for family in families]
     summary = summarize(folds)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "abstain.json").write_text(json.dumps({"settings": vars(args), "summary": summary, "folds": folds,
                                                      "candidates": {rule: as_lofo_candidate(folds, rule) for rule in summary}}, indent=2))
-    (output / "README.md").write_text(render(summary, folds))
-    print(render(summary, folds))
+    (output / "README.md").write_text(render(summary, folds, vars(args)))
+    print(render(summary, folds, vars(args)))
     return 0
 
 
@@ -403,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     rules.add_argument("--photo_weight", type=float, default=1.0, help="everyday-photo rows weigh this many times more in the head (shipped: 1)")
     rules.add_argument("--extra_fakes", help="research.reconstruct's npz: reconstructed real train faces added as train fakes")
     rules.add_argument("--size", type=int, default=None, help="the features the tower gave at this input size (features --also_sizes)")
+    rules.add_argument("--fold_margins", help="research.cnn_folds' margins-<family>.npy: each fold's head reads its own retrained CNN's margin")
+    rules.add_argument("--cnn_only", action="store_true", help="the head reads the CNN margin alone (a Platt map of the CNN)")
+    rules.add_argument("--late_fusion", action="store_true", help="the CLIP head fitted alone on train; its score and the CNN margin weighed by a logistic regression on the fold's validation split")
     rules.add_argument("--depths", type=int, nargs="*", default=None, help="the whole tower's features after these layers instead (features --tower; 13: final class token)")
     familiar = commands.add_parser("familiarity", help="write a folder's familiarity from the cache (its own tower's features)")
     familiar.add_argument("--dataset", required=True)

@@ -46,6 +46,35 @@ def family_table(default: dict, baseline: dict, names: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
+def ablation_table(entries: list[tuple[str, dict]]) -> str:
+    """One row per candidate (`research.lofo`-style summaries): worst and mean held-out diffusion AUC, held-out photos
+    called Fake, then each family's AUC / caught as Fake / called Real at that candidate's rule."""
+    families = [family for family, _ in FAMILIES if any(family in summary["per_family"] for _, summary in entries)]
+    lines = ["| candidate | worst diffusion AUC | mean diffusion AUC | held-out photos called Fake | "
+             + " | ".join(f"{family} AUC / caught / Real" for family in families) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(families)]
+    for label, summary in entries:
+        cells = []
+        for family in families:
+            row = summary["per_family"].get(family)
+            cells.append("-" if not row else f"{_num(row['auc_vs_fold_photos'])} / {_pct(row['caught_as_fake'])} / {_pct(row['called_real'])}")
+        lines.append(f"| {label} | {summary['worst_diffusion_auc']:.3f} ({summary['worst_diffusion_family']}) | {summary['mean_diffusion_auc']:.3f} | "
+                     f"{summary['held_out_photos_called_fake']:.1%} of {summary['held_out_photos']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def read_candidate(spec: str) -> tuple[str, dict]:
+    """`LABEL=PATH#NAME`: the candidate NAME (a rule of `research.abstain`, a candidate of `research.lofo`) in PATH."""
+    label, _, rest = spec.rpartition("=")  # a label may hold "=" (C=0.003), the path does not
+    path, _, name = rest.rpartition("#")
+    if not label or not path or not name:
+        raise SystemExit(f"--ablation {spec!r}: expected LABEL=PATH#NAME")
+    candidates = json.loads(Path(path).read_text())["candidates"]
+    if name not in candidates:
+        raise SystemExit(f"--ablation {spec!r}: {path} has no candidate {name!r} ({', '.join(candidates)})")
+    return label, candidates[name]
+
+
 def targets_table(default: dict, metrics: dict, benchmark: dict, load: dict | None, baseline: dict, baseline_metrics: dict,
                   baseline_benchmark: dict, baseline_load: dict | None, baseline_label: str = "r1-flip (previous default)") -> str:
     def family_worst(summary: dict, key: str, worst=min):
@@ -82,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline_lofo", help="the baseline's screen, when not in --lofo (default: --lofo)")
     parser.add_argument("--baseline_label", default="r1-flip (previous default)")
     parser.add_argument("--note", default="", help="a paragraph after the tables (how the operating point was chosen)")
+    parser.add_argument("--ablation", action="append", default=[], metavar="LABEL=PATH#NAME",
+                        help="a row of the candidates' table (repeatable, in this order): NAME in PATH's candidates")
+    parser.add_argument("--ablation_note", default="", help="a paragraph under the candidates' table")
     args = parser.parse_args(argv)
     candidates = json.loads(Path(args.lofo).read_text())["candidates"]
     read = lambda path: json.loads(Path(path).read_text()) if path else None  # noqa: E731
@@ -89,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     baseline = json.loads(Path(args.baseline_lofo or args.lofo).read_text())["candidates"][args.baseline]
     screens = (f"The screens: `{args.lofo}` (this model) and `{args.baseline_lofo}`." if args.baseline_lofo
                else f"The screen: `{args.lofo}` (both rules, the same folds).")
+    ablation = ""
+    if args.ablation:
+        ablation = (f"\n### Candidates on the same folds (ablation)\n\nEach at its own operating rule; the first criterion is the "
+                    f"worst diffusion AUC, then held-out photos called Fake, then the test split.\n\n"
+                    f"{ablation_table([read_candidate(spec) for spec in args.ablation])}\n\n{args.ablation_note}\n")
     text = f"""## Unseen generators: leave one family out (issue 22)
 
 Each generator family was held out whole (every split), with a disjoint set of everyday-photo collections; the head was
@@ -103,7 +140,7 @@ scored on what it never saw, at this model's operating rule (`{args.default}`); 
 {targets_table(default, read(args.metrics), read(args.benchmark), read(args.load), baseline, read(args.baseline_metrics), read(args.baseline_benchmark), read(args.baseline_load), args.baseline_label)}
 
 {args.note}
-
+{ablation}
 Test split: `data/faces-dataset-v3` (the extra corpus' repositories dealt whole; its test split holds EasyPhoto and
 OmniGen faces that no training row shares a repository with).
 """

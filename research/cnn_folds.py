@@ -49,7 +49,7 @@ def canonical_faces(dataset_path: str, crop_scale: float, batch: int = 64) -> np
         split = dataset[name]
         for start in tqdm(range(0, len(split), batch), desc=name, mininterval=30):
             rows = np.arange(start, min(start + batch, len(split)))
-            faces += [canonicalize(face, 128, 75) for face in row_faces(split, rows, crop_scale)]
+            faces += [canonicalize(face) for face in row_faces(split, rows, crop_scale)]  # 128 px, q75: the member's config
     return np.stack(faces)
 
 

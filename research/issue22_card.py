@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from research.lofo import candidates_table
 from training.sources import FAMILIES
 
 TARGETS = {"worst_diffusion_auc": 0.85, "caught": 0.80, "called_real": 0.10, "photos_called_fake": 0.03,
@@ -43,23 +44,6 @@ def family_table(default: dict, baseline: dict, names: tuple[str, str]) -> str:
         lines.append(
             f"| {family} | {a['fakes']} | {_num(a['auc_vs_fold_photos'])} / {_num(b['auc_vs_fold_photos'])} | {_pct(a['caught_as_fake'])} / {_pct(b['caught_as_fake'])} | "
             f"{_pct(a['called_real'])} / {_pct(b['called_real'])} | {_pct(a['photos_called_fake'])} / {_pct(b['photos_called_fake'])} of {a['photos']} |")
-    return "\n".join(lines)
-
-
-def ablation_table(entries: list[tuple[str, dict]]) -> str:
-    """One row per candidate (`research.lofo`-style summaries): worst and mean held-out diffusion AUC, held-out photos
-    called Fake, then each family's AUC / caught as Fake / called Real at that candidate's rule."""
-    families = [family for family, _ in FAMILIES if any(family in summary["per_family"] for _, summary in entries)]
-    lines = ["| candidate | worst diffusion AUC | mean diffusion AUC | held-out photos called Fake | "
-             + " | ".join(f"{family} AUC / caught / Real" for family in families) + " |",
-             "|---|---:|---:|---:|" + "---:|" * len(families)]
-    for label, summary in entries:
-        cells = []
-        for family in families:
-            row = summary["per_family"].get(family)
-            cells.append("-" if not row else f"{_num(row['auc_vs_fold_photos'])} / {_pct(row['caught_as_fake'])} / {_pct(row['called_real'])}")
-        lines.append(f"| {label} | {summary['worst_diffusion_auc']:.3f} ({summary['worst_diffusion_family']}) | {summary['mean_diffusion_auc']:.3f} | "
-                     f"{summary['held_out_photos_called_fake']:.1%} of {summary['held_out_photos']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -125,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation:
         ablation = (f"\n### Candidates on the same folds (ablation)\n\nEach at its own operating rule; the first criterion is the "
                     f"worst diffusion AUC, then held-out photos called Fake, then the test split.\n\n"
-                    f"{ablation_table([read_candidate(spec) for spec in args.ablation])}\n\n{args.ablation_note}\n")
+                    f"{candidates_table([read_candidate(spec) for spec in args.ablation])}\n\n{args.ablation_note}\n")
     text = f"""## Unseen generators: leave one family out (issue 22)
 
 Each generator family was held out whole (every split), with a disjoint set of everyday-photo collections; the head was

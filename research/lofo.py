@@ -148,20 +148,27 @@ def summarize(folds: list[dict]) -> dict:
     }
 
 
-def render(results: dict, photo_fold_map: dict) -> str:
-    lines = ["# Leave-one-family-out screen (issue 22)", "",
-             "Each generator family held out whole, with a disjoint set of everyday-photo collections; head fitted on the",
-             "train split of the rest, calibrated on its validation split (threshold 0.5, band for <= 5% validation reals",
-             "called Fake). AUC: held-out family's faces against the fold's held-out photos. Research only (`research/lofo.py`).", "",
-             "| candidate | worst diffusion AUC | mean diffusion AUC | held-out photos called Fake | " + " | ".join(f"{f} AUC / caught / Real" for f, _ in FAMILIES) + " |",
+def candidates_table(entries: list[tuple[str, dict]]) -> str:
+    """One row per (name, candidate summary), in the given order: worst and mean held-out diffusion AUC, held-out
+    photos called Fake, then each family's AUC / caught as Fake / called Real."""
+    lines = ["| candidate | worst diffusion AUC | mean diffusion AUC | held-out photos called Fake | " + " | ".join(f"{f} AUC / caught / Real" for f, _ in FAMILIES) + " |",
              "|---|---:|---:|---:|" + "---:|" * len(FAMILIES)]
-    for name, summary in sorted(results.items(), key=lambda item: -item[1]["worst_diffusion_auc"]):
+    for name, summary in entries:
         cells = []
         for family, _ in FAMILIES:
             row = summary["per_family"].get(family)
             cells.append("-" if not row or row["auc_vs_fold_photos"] is None else f"{row['auc_vs_fold_photos']:.2f} / {row['caught_as_fake']:.0%} / {row['called_real']:.0%}")
         lines.append(f"| {name} | {summary['worst_diffusion_auc']:.3f} ({summary['worst_diffusion_family']}) | {summary['mean_diffusion_auc']:.3f} | "
                      f"{summary['held_out_photos_called_fake']:.1%} of {summary['held_out_photos']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render(results: dict, photo_fold_map: dict) -> str:
+    lines = ["# Leave-one-family-out screen (issue 22)", "",
+             "Each generator family held out whole, with a disjoint set of everyday-photo collections; head fitted on the",
+             "train split of the rest, calibrated on its validation split (threshold 0.5, band for <= 5% validation reals",
+             "called Fake). AUC: held-out family's faces against the fold's held-out photos. Research only (`research/lofo.py`).", "",
+             candidates_table(sorted(results.items(), key=lambda item: -item[1]["worst_diffusion_auc"]))]
     lines += ["", "Photo collections held out with each family:", ""]
     lines += [f"- {family}: {', '.join(photos) or '(none)'}" for family, photos in photo_fold_map.items()]
     return "\n".join(lines) + "\n"
